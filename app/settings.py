@@ -1,0 +1,189 @@
+"""All configuration, read from the environment once (prefix ``RAG_``, nested with ``__``).
+
+``RAG_VECTORSTORE__BACKEND=chroma`` sets ``settings.vectorstore.backend``. Only this module reads
+the environment; everything else receives the ``Settings`` object or one of its sections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServerSettings(BaseModel):
+    """HTTP server options."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback by default.")
+    port: int = Field(8000, description="TCP port to listen on.")
+    workers: int = Field(1, description="Uvicorn worker processes (faiss allows only 1).")
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty turns CORS off."
+    )
+    request_timeout_s: float = Field(
+        120.0, description="Requests running longer are answered 504."
+    )
+
+
+class IngestSettings(BaseModel):
+    """How files become chunks."""
+
+    chunk_size: int = Field(
+        200, description="Chunk size in tokens of the embedding model's tokenizer."
+    )
+    chunk_overlap: int = Field(30, description="Tokens shared by consecutive chunks.")
+    max_file_mb: float = Field(50.0, description="Largest file accepted, in MB.")
+    max_pdf_pages: int = Field(2000, description="PDFs with more pages are refused.")
+    max_parse_seconds: float = Field(120.0, description="Parsing one file may take this long.")
+    max_decompressed_mb: float = Field(
+        200.0, description="Largest uncompressed size of a docx (zip) file, in MB."
+    )
+    include: list[str] = Field(
+        default_factory=list, description="Glob patterns a file must match (CLI ingest)."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Glob patterns that skip a file (CLI ingest)."
+    )
+
+
+class EmbeddingSettings(BaseModel):
+    """The embedding model."""
+
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Model name, or a local folder; the bundled all-MiniLM-L6-v2 by default.",
+    )
+    backend: Literal["auto", "float32", "bfloat16", "onnx-int8"] = Field(
+        "auto", description="Numeric backend; auto picks the fastest accurate one for the CPU."
+    )
+    batch_tokens: int = Field(8192, description="Tokens per embedding batch.")
+    device: str = Field("cpu", description="Torch device for the embedder.")
+    cache: bool = Field(True, description="Cache embeddings by chunk-text hash and model.")
+
+
+class FaissSettings(BaseModel):
+    """The embedded FAISS backend."""
+
+    index: Literal["flat", "hnsw"] = Field("flat", description="flat (exact) or hnsw.")
+    hnsw_m: int = Field(32, description="HNSW graph degree.")
+    hnsw_ef_search: int = Field(64, description="HNSW search breadth.")
+
+
+class ChromaSettings(BaseModel):
+    """The Chroma backend."""
+
+    url: str | None = Field(
+        None, description="Chroma server URL (http://host:port); empty uses embedded Chroma."
+    )
+
+
+class VectorStoreSettings(BaseModel):
+    """Which vector store backend, and its options."""
+
+    backend: Literal["memory", "faiss", "chroma"] = Field(
+        "faiss", description="Vector store backend."
+    )
+    faiss: FaissSettings = Field(default_factory=FaissSettings, description="FAISS options.")
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Chroma options.")
+
+
+class RetrievalSettings(BaseModel):
+    """How chunks are retrieved for a search or a question."""
+
+    mode: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="Default mode.")
+    top_k: int = Field(5, description="Default number of chunks retrieved.")
+    max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
+    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    reranker: str | None = Field(None, description="Cross-encoder folder; empty turns it off.")
+
+
+class PromptSettings(BaseModel):
+    """Prompt templates and the token budget."""
+
+    templates_dir: Path | None = Field(
+        None, description="Extra template folder; its files add to or override the built-ins."
+    )
+    examples_file: Path | None = Field(
+        None, description="JSONL file of few-shot examples ({question, answer})."
+    )
+    default_strategy: str = Field("zero_shot", description="Template used when none is named.")
+    overflow: Literal["drop", "truncate"] = Field(
+        "truncate", description="A chunk that does not fit is dropped or cut at a sentence."
+    )
+
+
+class LLMSettings(BaseModel):
+    """The answering model."""
+
+    backend: Literal["hf_local", "openai"] = Field("hf_local", description="Generator backend.")
+    model: str | None = Field(
+        None, description="Model: a local folder or hub id (hf_local), a model name (openai)."
+    )
+    device: str = Field("cpu", description="cpu, cuda or auto (accelerate's device map).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype for hf_local."
+    )
+    quantization: Literal["none", "8bit", "4bit"] = Field(
+        "none", description="bitsandbytes loading on CUDA."
+    )
+    max_new_tokens: int = Field(256, description="Default answer length reserve, in tokens.")
+    temperature: float = Field(0.0, description="Default sampling temperature.")
+    context_window: int | None = Field(
+        None, description="Override the model's context length, in tokens."
+    )
+    api_key: str | None = Field(None, description="OpenAI API key (openai backend).")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL.")
+    timeout_s: float = Field(60.0, description="Provider timeout in seconds.")
+    max_retries: int = Field(2, description="Provider retries with backoff.")
+    concurrency: int = Field(1, description="Generations run at once (hf_local).")
+    queue_size: int = Field(8, description="Generations waiting; more are answered 503.")
+    load_at_startup: bool = Field(True, description="Load the generator at start-up.")
+
+
+class SecuritySettings(BaseModel):
+    """Access control and request limits."""
+
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="API keys: 'key' or 'key:collections:mode' (collections joined by '|', "
+        "'*' for all; mode 'rw' or 'ro').",
+    )
+    api_keys_file: Path | None = Field(None, description="File of API keys, one a line.")
+    metrics_public: bool = Field(True, description="/metrics needs no key.")
+    max_upload_mb: float = Field(200.0, description="Largest total upload per request, in MB.")
+    max_files_per_request: int = Field(100, description="Most files in one upload.")
+    max_question_chars: int = Field(4000, description="Longest question accepted.")
+    max_history_messages: int = Field(50, description="Most history messages accepted.")
+    rate_limit_per_minute: float = Field(
+        0.0, description="Requests a key may make per minute; 0 turns the limit off."
+    )
+    rate_limit_burst: int = Field(20, description="Token-bucket burst size.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with its default."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Directory holding everything persisted.")
+    server: ServerSettings = Field(default_factory=ServerSettings, description="HTTP server.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion.")
+    embedding: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings, description="Embedding model."
+    )
+    vectorstore: VectorStoreSettings = Field(
+        default_factory=VectorStoreSettings, description="Vector store."
+    )
+    retrieval: RetrievalSettings = Field(
+        default_factory=RetrievalSettings, description="Retrieval."
+    )
+    prompts: PromptSettings = Field(default_factory=PromptSettings, description="Prompts.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Answering model.")
+    security: SecuritySettings = Field(
+        default_factory=SecuritySettings, description="Access and limits."
+    )

@@ -1,0 +1,1 @@
+"""Pieces every layer shares: the domain error hierarchy and small helpers."""

@@ -1,0 +1,1 @@
+"""Ingestion: load files, clean and chunk their text, embed the chunks, store them."""

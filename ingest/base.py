@@ -1,0 +1,56 @@
+"""Contracts of the ingestion stage: the ``Embedder`` and the loaded-document types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text from a loaded file with its place in the document.
+
+    Attributes:
+        text: Normalised text (NFC, collapsed whitespace, paragraphs kept as blank lines).
+        page: 1-based page number for paged formats (PDF), else None.
+        heading_path: Headings above the text, outermost first (``["json", "Basic Usage"]``).
+    """
+
+    text: str
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """A file turned into text sections, before chunking."""
+
+    source: str
+    file_type: str
+    sections: list[Section] = field(default_factory=list)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors.
+
+    ``embed`` never truncates silently: chunking keeps every chunk within ``max_seq_length``
+    tokens of ``count_tokens``.
+    """
+
+    model_name: str
+    dimension: int
+    max_seq_length: int
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed documents' chunks; returns shape ``(len(texts), dimension)``, unit rows."""
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        """Embed one search query; returns shape ``(dimension,)``, unit length."""
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens the model sees for ``text`` (special tokens included)."""

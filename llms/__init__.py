@@ -1,0 +1,1 @@
+"""Answer generators: local Hugging Face models and OpenAI-compatible APIs."""

@@ -1,0 +1,76 @@
+"""The ``Generator`` contract every answering backend follows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+
+
+class Message(TypedDict):
+    """One chat message, as the OpenAI API and Hugging Face chat templates take it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Per-request generation options.
+
+    Attributes:
+        max_new_tokens: Most tokens to generate.
+        temperature: 0 means greedy decoding.
+        stop: Strings that end generation early.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished generation.
+
+    Attributes:
+        text: The generated text (without the prompt).
+        completion_tokens: Tokens generated, counted by the model's tokenizer or the provider.
+        prompt_tokens: Tokens in the prompt as the model or provider counted them.
+        finish_reason: ``stop`` or ``length``.
+    """
+
+    text: str
+    completion_tokens: int
+    prompt_tokens: int
+    finish_reason: str = "stop"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Turns chat messages into text.
+
+    ``generate`` and ``stream`` block the calling thread; the service runs them off the event
+    loop. ``stream`` yields text deltas whose concatenation equals what ``generate`` returns for
+    the same greedy request.
+    """
+
+    model_name: str
+    context_window: int
+    supports_streaming: bool
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Generate a whole answer.
+
+        Raises:
+            ProviderError: the backend failed (502); ProviderTimeout when it timed out (504).
+        """
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[str]:
+        """Yield the answer as text deltas."""
+
+    def close(self) -> None:
+        """Release the model or client."""

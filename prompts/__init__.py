@@ -1,0 +1,1 @@
+"""Prompt templates, exact token counting and the context-window budget."""

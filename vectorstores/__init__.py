@@ -1,0 +1,1 @@
+"""Vector stores: one contract (``base.VectorStore``), several backends chosen by configuration."""

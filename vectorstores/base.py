@@ -1,0 +1,226 @@
+"""The vector store contract shared by every backend.
+
+Semantics every backend follows (tested by ``tests/vectorstores/contract.py``):
+
+* Vectors are L2-normalised float32 rows; scores are cosine similarity, higher is better.
+* ``search`` returns hits ordered by score descending, ties broken by chunk id ascending.
+* ``upsert`` with an existing chunk id replaces that chunk (text, metadata and vector).
+* Deleting a missing chunk or document id is a no-op, never an error.
+* A collection records its embedding model name and dimension when created; writing vectors of
+  another dimension raises ``EmbeddingMismatch`` and stores nothing.
+* ``replace_document`` is the unit of ingestion: it stores the document record and its chunks
+  and removes the document's previous chunks, atomically where the backend allows (SQLite and
+  memory do; Chroma writes the new chunks before removing stale ones, so a crash leaves the old
+  or the new version searchable, never neither).
+* Metadata values are str, int, float or bool (lists are not stored); the filter language is
+  described in ``vectorstores/filters.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Vector = npt.NDArray[np.float32]
+MetadataValue = str | int | float | bool
+Filter = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a document, the unit that is embedded and retrieved.
+
+    Attributes:
+        id: Stable id, ``"{document_id}:{position:05d}"``.
+        document_id: Id of the document the chunk belongs to.
+        text: The chunk's text as it is embedded (heading path included by ingestion).
+        metadata: Flat metadata: ``source``, ``document_id``, ``position``, ``page``,
+            ``heading_path``, ``start``, ``end`` and any user metadata of the document.
+    """
+
+    id: str
+    document_id: str
+    text: str
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: a chunk and its cosine similarity to the query (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What a collection knows about one ingested document.
+
+    Attributes:
+        id: Document id, derived from the source name (same source, same id).
+        source: The source name (the uploaded file name or path relative to the ingest root).
+        content_hash: sha256 hex digest of the file's bytes; equal hash means unchanged.
+        chunk_count: Number of chunks stored for the document.
+        metadata: User metadata applied to the document (also copied onto each chunk).
+        created_at: Unix time the document was first stored.
+        updated_at: Unix time the document was last replaced.
+    """
+
+    id: str
+    source: str
+    content_hash: str
+    chunk_count: int
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's name, embedding model, dimension and size."""
+
+    name: str
+    embedding_model: str
+    dimension: int
+    chunk_count: int
+    document_count: int
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """One collection of chunks, their vectors and their documents' records."""
+
+    name: str
+    embedding_model: str
+    dimension: int
+    supports_filters: bool
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
+        """Insert or replace chunks by id; ``vectors[i]`` belongs to ``chunks[i]``.
+
+        Raises:
+            EmbeddingMismatch: ``vectors`` has another dimension than the collection.
+            InvalidRequest: lengths differ.
+        """
+
+    def replace_document(
+        self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
+    ) -> None:
+        """Store ``record`` and its chunks, removing every chunk it had before."""
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Delete chunks by id; missing ids are ignored."""
+
+    def delete_document(self, document_id: str) -> bool:
+        """Delete a document's record and all its chunks; False if it did not exist.
+
+        Costs in proportion to the document's own chunks, not the collection's size.
+        """
+
+    def search(
+        self,
+        vector: Vector,
+        top_k: int = 10,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """Return up to ``top_k`` chunks most similar to ``vector``.
+
+        The filter is applied inside the search, so ``top_k`` hits come back whenever that
+        many chunks match. Hits scoring below ``score_threshold`` are left out.
+        """
+
+    def count(self) -> int:
+        """Return the number of chunks stored."""
+
+    def get_document(self, document_id: str) -> DocumentRecord | None:
+        """Return a document's record, or None."""
+
+    def list_documents(
+        self, filter: Filter | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[DocumentRecord]:
+        """Return document records ordered by source name, filtered on their metadata."""
+
+    def count_documents(self, filter: Filter | None = None) -> int:
+        """Return the number of documents matching ``filter``."""
+
+    def get_chunks(self, document_id: str) -> list[Chunk]:
+        """Return a document's chunks ordered by position (empty if unknown)."""
+
+    def all_chunks(self) -> list[Chunk]:
+        """Return every chunk of the collection (used to rebuild derived indexes)."""
+
+    def persist(self) -> None:
+        """Make everything written so far durable (a no-op where writes already are)."""
+
+    def close(self) -> None:
+        """Release files and connections; the object is unusable afterwards."""
+
+
+@runtime_checkable
+class VectorStoreClient(Protocol):
+    """A backend's set of named collections, under one data directory or server."""
+
+    backend: str
+
+    def create_collection(self, name: str, embedding_model: str, dimension: int) -> VectorStore:
+        """Create a collection; raises ``CollectionExists`` if it exists."""
+
+    def get_collection(self, name: str) -> VectorStore:
+        """Open an existing collection; raises ``CollectionNotFound``."""
+
+    def get_or_create_collection(
+        self, name: str, embedding_model: str, dimension: int
+    ) -> VectorStore:
+        """Open a collection, creating it first if needed.
+
+        Raises:
+            EmbeddingMismatch: it exists with another model or dimension.
+        """
+
+    def list_collections(self) -> list[CollectionInfo]:
+        """Return every collection, ordered by name."""
+
+    def delete_collection(self, name: str) -> bool:
+        """Delete a collection and its data; False if it did not exist."""
+
+    def close(self) -> None:
+        """Close every open collection."""
+
+
+def check_vectors(vectors: Vector, n: int, dimension: int, collection: str) -> Vector:
+    """Validate and normalise a batch of vectors before it is written.
+
+    Args:
+        vectors: Array of shape ``(n, dimension)``.
+        n: Expected number of rows.
+        dimension: The collection's dimension.
+        collection: Collection name, for the error message.
+
+    Returns:
+        The vectors as a C-contiguous float32 array with unit-length rows.
+
+    Raises:
+        EmbeddingMismatch: wrong dimension.
+        InvalidRequest: wrong number of rows.
+    """
+    from core.errors import EmbeddingMismatch, InvalidRequest
+
+    arr = np.ascontiguousarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.shape[1] != dimension:
+        raise EmbeddingMismatch(
+            f"collection '{collection}' holds {dimension}-dimensional vectors; got "
+            f"{arr.shape[1]}. Use the embedding model the collection was created with.",
+            {"expected_dimension": dimension, "got_dimension": int(arr.shape[1])},
+        )
+    if arr.shape[0] != n:
+        raise InvalidRequest(f"{n} chunks but {arr.shape[0]} vectors")
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return arr / norms
