@@ -23,9 +23,7 @@ class ServerSettings(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty turns CORS off."
     )
-    request_timeout_s: float = Field(
-        120.0, description="Requests running longer are answered 504."
-    )
+    request_timeout_s: float = Field(120.0, description="Requests running longer are answered 504.")
 
 
 class IngestSettings(BaseModel):
@@ -148,7 +146,7 @@ class SecuritySettings(BaseModel):
 
     api_keys: list[str] = Field(
         default_factory=list,
-        description="API keys: 'key' or 'key:collections:mode' (collections joined by '|', "
+        description="API keys: 'key' or 'key:collections:mode' (collections joined by '+', "
         "'*' for all; mode 'rw' or 'ro').",
     )
     api_keys_file: Path | None = Field(None, description="File of API keys, one a line.")
@@ -187,3 +185,22 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Access and limits."
     )
+
+
+def describe_settings(
+    model: type[BaseModel] = Settings, prefix: str = "RAG_"
+) -> list[tuple[str, str, str]]:
+    """List every setting as (environment variable, default, description), for the README."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(describe_settings(annotation, env + "__"))
+            continue
+        default = info.get_default(call_default_factory=True)
+        shown = "" if default is None else str(default)
+        if isinstance(default, list):
+            shown = ",".join(map(str, default))
+        rows.append((env, shown, info.description or ""))
+    return rows

@@ -37,7 +37,8 @@ class Chunk:
     Attributes:
         id: Stable id, ``"{document_id}:{position:05d}"``.
         document_id: Id of the document the chunk belongs to.
-        text: The chunk's text as it is embedded (heading path included by ingestion).
+        text: The chunk's own text, as quoted in citations (ingestion embeds it with its
+            heading path in front; see ``ingest.chunking.embedding_text``).
         metadata: Flat metadata: ``source``, ``document_id``, ``position``, ``page``,
             ``heading_path``, ``start``, ``end`` and any user metadata of the document.
     """
@@ -223,4 +224,5 @@ def check_vectors(vectors: Vector, n: int, dimension: int, collection: str) -> V
         raise InvalidRequest(f"{n} chunks but {arr.shape[0]} vectors")
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return arr / norms
+    normalised: Vector = arr / norms
+    return normalised

@@ -1,0 +1,136 @@
+"""The ``ragserver`` command: serve, ingest, search, ask, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from app.settings import Settings
+
+SINGLE_PROCESS_BACKENDS = {
+    "faiss": "the faiss index lives in one process's memory and files; several workers would "
+    "overwrite each other's writes. Run one worker, or use the chroma backend with a Chroma "
+    "server (RAG_VECTORSTORE__BACKEND=chroma, RAG_VECTORSTORE__CHROMA__URL=...) to scale out",
+    "memory": "the memory backend keeps data inside one process",
+}
+
+
+def check_workers(settings: Settings, workers: int) -> str | None:
+    """Return why ``workers`` processes cannot share the configured backend, or None."""
+    reason = SINGLE_PROCESS_BACKENDS.get(settings.vectorstore.backend)
+    if workers > 1 and reason:
+        return (
+            f"refusing to start {workers} workers with the {settings.vectorstore.backend} "
+            f"backend: {reason}"
+        )
+    return None
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the HTTP server."""
+    import uvicorn
+
+    workers = args.workers or settings.server.workers
+    problem = check_workers(settings, workers)
+    if problem:
+        print(f"ragserver: {problem}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host or settings.server.host,
+        port=args.port or settings.server.port,
+        workers=workers,
+        log_level=settings.server.log_level,
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Ingest files and folders into a collection."""
+    from ingest.cli import run_ingest
+
+    from app.services.container import build_collections, build_embedder, build_pipeline
+
+    embedder = build_embedder(settings)
+    collections = build_collections(settings, embedder)
+    try:
+        try:
+            store = collections.get(args.collection)
+        except Exception:  # noqa: BLE001 - create on first use from the CLI
+            store = collections.create(args.collection)
+        summary = run_ingest(
+            [Path(p) for p in args.paths],
+            store,
+            build_pipeline(settings, embedder),
+            include=args.include or settings.ingest.include,
+            exclude=args.exclude or settings.ingest.exclude,
+        )
+    finally:
+        collections.close()
+    return 1 if summary.failed and not (summary.created or summary.replaced) else 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    """Search a collection and print the hits."""
+    from app.services.container import build_services
+
+    services = build_services(settings)
+    try:
+        outcome = services.search.search(
+            args.collection,
+            args.query,
+            top_k=args.top_k,
+            filter=json.loads(args.filter) if args.filter else None,
+            mode=args.mode,
+        )
+        for rank, hit in enumerate(outcome.hits, 1):
+            meta = hit.chunk.metadata
+            where = meta.get("heading_path") or ""
+            print(f"{rank:2d}. {hit.score:.3f}  {meta.get('source')}  {where}")
+            print("    " + hit.chunk.text[:200].replace("\n", " "))
+    finally:
+        services.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="interface to bind (default RAG_SERVER__HOST)")
+    serve.add_argument("--port", type=int, help="port (default RAG_SERVER__PORT, 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (chroma server only)")
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = sub.add_parser("ingest", help="ingest files and folders")
+    ingest.add_argument("paths", nargs="+", help="files or folders (recursive)")
+    ingest.add_argument("--collection", default="default")
+    ingest.add_argument("--include", action="append", help="glob a file must match")
+    ingest.add_argument("--exclude", action="append", help="glob that skips a file")
+    ingest.set_defaults(func=cmd_ingest)
+
+    search = sub.add_parser("search", help="search a collection")
+    search.add_argument("query")
+    search.add_argument("--collection", default="default")
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--filter", help="metadata filter as JSON")
+    search.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
+    search.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ragserver`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    return func(args, Settings())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: each parses a typed request, calls one service method, returns a typed model."""

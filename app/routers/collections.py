@@ -1,0 +1,50 @@
+"""Collections: create, list, inspect, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app.deps import ServicesDep
+from app.schemas import CollectionCreate, CollectionList, CollectionOut, problems
+from vectorstores.base import CollectionInfo
+
+router = APIRouter(tags=["collections"])
+
+
+def collection_out(info: CollectionInfo) -> CollectionOut:
+    """Convert the store's collection info to the API model."""
+    return CollectionOut(
+        name=info.name,
+        embedding_model=info.embedding_model,
+        dimension=info.dimension,
+        documents=info.document_count,
+        chunks=info.chunk_count,
+    )
+
+
+@router.post("/collections", status_code=201, response_model=CollectionOut, responses=problems(409))
+def create_collection(body: CollectionCreate, services: ServicesDep) -> CollectionOut:
+    """Create a collection."""
+    services.collections.create(body.name)
+    return collection_out(services.collections.info(body.name))
+
+
+@router.get("/collections", response_model=CollectionList, responses=problems())
+def list_collections(services: ServicesDep) -> CollectionList:
+    """List collections."""
+    return CollectionList(collections=[collection_out(c) for c in services.collections.list()])
+
+
+@router.get("/collections/{name}", response_model=CollectionOut, responses=problems(404))
+def get_collection(name: str, services: ServicesDep) -> CollectionOut:
+    """Show a collection's size and embedding model."""
+    return collection_out(services.collections.info(name))
+
+
+@router.delete(
+    "/collections/{name}", status_code=204, response_class=Response, responses=problems(404, 409)
+)
+def delete_collection(name: str, services: ServicesDep) -> Response:
+    """Delete a collection and all its documents."""
+    services.collections.delete(name)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Orchestration between the HTTP layer and the packages below it; no FastAPI imports here."""

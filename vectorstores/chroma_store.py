@@ -1,0 +1,486 @@
+"""The Chroma backend: embedded (``PersistentClient``) or a Chroma server (``HttpClient``).
+
+Storage: a collection ``<name>`` holds the chunks (our own embeddings, ``embedding_function``
+is always None; cosine space; collection metadata ``embedding_model``, ``dimension``,
+``created``). Each chunk's metadata is its own plus two reserved keys, ``_rs_doc`` (document
+id) and ``_rs_pos`` (position), stripped again on read. Numbers are stored as floats, with
+the names of the int-valued keys in ``_rs_ints`` to restore them on read: Chroma 1.5 truncates
+a fractional operand compared with an int value (``{"page": 1.5}`` matches ``page=1``), while
+float-to-float comparisons are exact (ints beyond 2**53 lose precision). A companion collection
+``<name>__docs`` (hence the reserved ``__docs`` suffix) holds one entry per document record
+with a dummy 1-dimensional embedding: its metadata is the record's filter view (metadata,
+``source``, ``document_id``) plus reserved ``_rs_*`` fields (hash, chunk count, timestamps, the
+user metadata as JSON).
+
+Chroma has no transactions: ``replace_document`` writes the new chunks, then deletes the stale
+ones, then writes the record, so a crash leaves the old or the new version searchable and the
+record's old hash makes the next ingestion redo the document. Chroma cannot order ties by id or
+sort documents by source, so both happen in Python (``list_documents`` reads all matching
+records, then pages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core.errors import (
+    BackendUnavailable,
+    CollectionExists,
+    CollectionNotFound,
+    ConfigurationError,
+    InvalidRequest,
+)
+from vectorstores.base import (
+    Chunk,
+    CollectionInfo,
+    DocumentRecord,
+    Filter,
+    Hit,
+    Vector,
+    check_vectors,
+)
+from vectorstores.common import (
+    RESERVED_SUFFIX,
+    check_dimension,
+    check_embedding,
+    check_top_k,
+    chunk_order,
+    clean_chunks,
+    document_filter_view,
+    page,
+    prepare_query,
+    sort_hits,
+    stamp_record,
+    validate_collection_name,
+)
+from vectorstores.filters import to_chroma_where
+
+_DOC = "_rs_doc"
+_POS = "_rs_pos"
+_RESERVED = "_rs_"
+_INTS = "_rs_ints"
+_COSINE = {"hnsw": {"space": "cosine"}}
+
+
+@contextmanager
+def _reachable(where: str) -> Iterator[None]:
+    """Turn connection failures of the Chroma client into ``BackendUnavailable``."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.TransportError, ConnectionError) as exc:
+        raise BackendUnavailable(f"Chroma is not reachable ({where}): {exc}") from exc
+
+
+def _not_found(exc: Exception) -> bool:
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError) or "does not exist" in str(exc)
+
+
+def _as_floats(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Store every number as a float (see the module docstring); list the ints in ``_INTS``."""
+    if any(k.startswith(_RESERVED) for k in metadata):
+        raise InvalidRequest(f"metadata keys starting with {_RESERVED!r} are reserved")
+    ints = sorted(k for k, v in metadata.items() if type(v) is int)
+    out = {k: float(v) if k in ints else v for k, v in metadata.items()}
+    if ints:
+        out[_INTS] = json.dumps(ints)
+    return out
+
+
+def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    ints = set(json.loads(metadata.get(_INTS, "[]")))
+    return {
+        k: int(v) if k in ints else v for k, v in metadata.items() if not k.startswith(_RESERVED)
+    }
+
+
+def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    return {**_as_floats(chunk.metadata), _DOC: chunk.document_id, _POS: chunk_order(chunk)[0]}
+
+
+def _chunk(chunk_id: str, text: str | None, metadata: dict[str, Any]) -> Chunk:
+    user = _user_metadata(metadata)
+    return Chunk(id=chunk_id, document_id=metadata[_DOC], text=text or "", metadata=user)
+
+
+def _record_metadata(record: DocumentRecord) -> dict[str, Any]:
+    return {
+        **_as_floats(document_filter_view(record)),
+        "_rs_source": record.source,
+        "_rs_hash": record.content_hash,
+        "_rs_chunk_count": record.chunk_count,
+        "_rs_created": record.created_at,
+        "_rs_updated": record.updated_at,
+        "_rs_metadata": json.dumps(record.metadata),
+    }
+
+
+def _record(doc_id: str, md: dict[str, Any]) -> DocumentRecord:
+    return DocumentRecord(
+        id=doc_id,
+        source=md["_rs_source"],
+        content_hash=md["_rs_hash"],
+        chunk_count=int(md["_rs_chunk_count"]),
+        metadata=json.loads(md["_rs_metadata"]),
+        created_at=float(md["_rs_created"]),
+        updated_at=float(md["_rs_updated"]),
+    )
+
+
+class ChromaStore:
+    """One collection of the Chroma backend (see the module docstring)."""
+
+    supports_filters = True
+
+    def __init__(self, chunks: Any, docs: Any, batch_size: int) -> None:
+        """Wrap a chunk collection and its companion record collection.
+
+        Args:
+            chunks: The chromadb collection of chunks.
+            docs: The chromadb collection of document records.
+            batch_size: Most records per chromadb write.
+        """
+        self._chunks = chunks
+        self._docs = docs
+        self._batch = batch_size
+        self.name: str = chunks.name
+        self.embedding_model = str(chunks.metadata["embedding_model"])
+        self.dimension = int(chunks.metadata["dimension"])
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _write(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
+        for start in range(0, len(chunks), self._batch):
+            part = chunks[start : start + self._batch]
+            self._chunks.upsert(
+                ids=[c.id for c in part],
+                embeddings=vectors[start : start + self._batch],
+                documents=[c.text for c in part],
+                metadatas=[_chunk_metadata(c) for c in part],
+            )
+
+    def _delete_ids(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), self._batch):
+            self._chunks.delete(ids=list(ids[start : start + self._batch]))
+
+    def _owners(self, chunk_ids: Sequence[str]) -> set[str]:
+        if not chunk_ids:
+            return set()
+        got = self._chunks.get(ids=list(chunk_ids), include=["metadatas"])
+        return {md[_DOC] for md in got["metadatas"] or []}
+
+    def _recount(self, document_ids: set[str]) -> None:
+        for doc_id in document_ids:
+            record = self.get_document(doc_id)
+            if record is not None:
+                n = len(self._chunks.get(where={_DOC: doc_id}, include=[])["ids"])
+                if n != record.chunk_count:
+                    self._put_record(dataclasses.replace(record, chunk_count=n))
+
+    def _put_record(self, record: DocumentRecord) -> None:
+        self._docs.upsert(ids=[record.id], embeddings=[[1.0]], metadatas=[_record_metadata(record)])
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
+        """Insert or replace chunks by id (see ``VectorStore.upsert``)."""
+        cleaned = clean_chunks(chunks)
+        arr = check_vectors(vectors, len(cleaned), self.dimension, self.name)
+        with _reachable("upsert"):
+            touched = self._owners([c.id for c in cleaned]) | {c.document_id for c in cleaned}
+            self._write(cleaned, arr)
+            self._recount(touched)
+
+    def replace_document(
+        self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
+    ) -> None:
+        """Write the new chunks, delete the stale ones, then write the record."""
+        cleaned = clean_chunks(chunks, record.id)
+        arr = check_vectors(vectors, len(cleaned), self.dimension, self.name)
+        with _reachable("replace_document"):
+            new_ids = {c.id for c in cleaned}
+            old_ids = self._chunks.get(where={_DOC: record.id}, include=[])["ids"]
+            others = self._owners(sorted(new_ids)) - {record.id}
+            previous = self.get_document(record.id)
+            self._write(cleaned, arr)
+            self._delete_ids([i for i in old_ids if i not in new_ids])
+            self._put_record(stamp_record(record, previous, len(cleaned)))
+            self._recount(others)
+
+    def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Delete chunks by id; missing ids are ignored."""
+        with _reachable("delete"):
+            touched = self._owners(list(chunk_ids))
+            self._delete_ids(list(chunk_ids))
+            self._recount(touched)
+
+    def delete_document(self, document_id: str) -> bool:
+        """Delete a document's record and chunks (Chroma's metadata index finds them)."""
+        with _reachable("delete_document"):
+            ids = self._chunks.get(where={_DOC: document_id}, include=[])["ids"]
+            self._delete_ids(ids)
+            existed = bool(self._docs.get(ids=[document_id], include=[])["ids"])
+            self._docs.delete(ids=[document_id])
+            return existed or bool(ids)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def search(
+        self,
+        vector: Vector,
+        top_k: int = 10,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """Cosine search (similarity ``1 - distance``); ties ordered by id in Python."""
+        check_top_k(top_k)
+        query = prepare_query(vector, self.dimension, self.name)
+        where = to_chroma_where(filter)
+        with _reachable("search"):
+            total = self._chunks.count()
+            asked = min(top_k + 1, total)
+            while asked:
+                got = self._chunks.query(
+                    query_embeddings=query,
+                    n_results=asked,
+                    where=where,
+                    include=["documents", "metadatas", "distances"],
+                )
+                distances = got["distances"][0]
+                widen = len(distances) == asked < total and distances[-1] == distances[top_k - 1]
+                if not widen:
+                    break
+                asked = min(asked * 2, total)  # the cut falls inside a tie
+        if not asked:
+            return []
+        hits = [
+            Hit(_chunk(i, text, md), 1.0 - float(d))
+            for i, text, md, d in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], distances, strict=True
+            )
+        ]
+        return sort_hits(hits, top_k, score_threshold)
+
+    def count(self) -> int:
+        """Return the number of chunks stored."""
+        with _reachable("count"):
+            return int(self._chunks.count())
+
+    def get_document(self, document_id: str) -> DocumentRecord | None:
+        """Return a document's record, or None."""
+        with _reachable("get_document"):
+            got = self._docs.get(ids=[document_id], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        return _record(got["ids"][0], got["metadatas"][0])
+
+    def _documents(self, filter: Filter | None) -> list[DocumentRecord]:
+        where = to_chroma_where(filter)
+        with _reachable("list_documents"):
+            got = self._docs.get(where=where, include=["metadatas"])
+        records = [_record(i, md) for i, md in zip(got["ids"], got["metadatas"], strict=True)]
+        records.sort(key=lambda r: (r.source, r.id))
+        return records
+
+    def list_documents(
+        self, filter: Filter | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[DocumentRecord]:
+        """Return records ordered by source, filtered on metadata, ``source``, ``document_id``."""
+        return page(self._documents(filter), limit, offset)
+
+    def count_documents(self, filter: Filter | None = None) -> int:
+        """Return the number of documents matching ``filter``."""
+        if not filter:
+            with _reachable("count_documents"):
+                return int(self._docs.count())
+        return len(self._documents(filter))
+
+    def get_chunks(self, document_id: str) -> list[Chunk]:
+        """Return a document's chunks ordered by position, then id."""
+        with _reachable("get_chunks"):
+            got = self._chunks.get(where={_DOC: document_id}, include=["documents", "metadatas"])
+        chunks = [
+            _chunk(i, t, md)
+            for i, t, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        ]
+        return sorted(chunks, key=chunk_order)
+
+    def all_chunks(self) -> list[Chunk]:
+        """Return every chunk, ordered by document id, position, id."""
+        chunks: list[Chunk] = []
+        with _reachable("all_chunks"):
+            offset = 0
+            while True:
+                got = self._chunks.get(
+                    include=["documents", "metadatas"], limit=self._batch, offset=offset
+                )
+                chunks += [
+                    _chunk(i, t, md)
+                    for i, t, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+                ]
+                if len(got["ids"]) < self._batch:
+                    break
+                offset += self._batch
+        return sorted(chunks, key=lambda c: (c.document_id, *chunk_order(c)))
+
+    def persist(self) -> None:
+        """Do nothing: Chroma persists every write itself."""
+
+    def close(self) -> None:
+        """Do nothing: the client owns the connection."""
+
+
+def _parse_url(url: str) -> tuple[str, int, bool]:
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"chroma url must look like http://host:port, got {url!r}")
+    ssl = parts.scheme == "https"
+    return parts.hostname, parts.port or (443 if ssl else 8000), ssl
+
+
+class ChromaClient:
+    """The collections of one Chroma database, embedded or on a server."""
+
+    backend = "chroma"
+
+    def __init__(self, data_dir: Path, url: str | None = None) -> None:
+        """Connect to Chroma.
+
+        Args:
+            data_dir: The server's data directory; embedded Chroma keeps ``data_dir/chroma``.
+            url: A Chroma server's URL (``http://host:port``); empty for embedded Chroma.
+
+        Raises:
+            BackendUnavailable: the server does not answer.
+            ConfigurationError: the URL is malformed.
+        """
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False)
+        if url:
+            host, port, ssl = _parse_url(url)
+            try:
+                self._client: Any = chromadb.HttpClient(
+                    host=host, port=port, ssl=ssl, settings=settings
+                )
+            except Exception as exc:
+                raise BackendUnavailable(f"Chroma server at {url} is not reachable: {exc}") from exc
+        else:
+            path = Path(data_dir) / "chroma"
+            path.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+        self._batch = int(self._client.get_max_batch_size())
+
+    def _store(self, chunks: Any) -> ChromaStore:
+        metadata = chunks.metadata or {}
+        if "embedding_model" not in metadata or "dimension" not in metadata:
+            raise InvalidRequest(f"Chroma collection '{chunks.name}' was not made by ragserver")
+        docs = self._client.get_or_create_collection(
+            chunks.name + RESERVED_SUFFIX, embedding_function=None
+        )
+        return ChromaStore(chunks, docs, self._batch)
+
+    def _get(self, name: str) -> Any | None:
+        try:
+            validate_collection_name(name)
+        except InvalidRequest:
+            return None
+        try:
+            with _reachable("get_collection"):
+                return self._client.get_collection(name, embedding_function=None)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    def create_collection(self, name: str, embedding_model: str, dimension: int) -> ChromaStore:
+        """Create a collection; raises ``CollectionExists`` if it exists."""
+        validate_collection_name(name)
+        check_dimension(dimension)
+        if self._get(name) is not None:
+            raise CollectionExists(f"collection '{name}' exists already", {"name": name})
+        metadata = {"embedding_model": embedding_model, "dimension": dimension}
+        with _reachable("create_collection"):
+            try:
+                chunks = self._client.create_collection(
+                    name,
+                    configuration=_COSINE,
+                    metadata={**metadata, "created": time.time()},
+                    embedding_function=None,
+                )
+            except Exception as exc:
+                if "already exists" in str(exc):
+                    raise CollectionExists(f"collection '{name}' exists already") from exc
+                raise
+            return self._store(chunks)
+
+    def get_collection(self, name: str) -> ChromaStore:
+        """Open a collection; raises ``CollectionNotFound``."""
+        chunks = self._get(name)
+        if chunks is None:
+            raise CollectionNotFound(f"collection '{name}' does not exist", {"name": name})
+        with _reachable("get_collection"):
+            return self._store(chunks)
+
+    def get_or_create_collection(
+        self, name: str, embedding_model: str, dimension: int
+    ) -> ChromaStore:
+        """Open a collection, creating it first; ``EmbeddingMismatch`` if it differs."""
+        validate_collection_name(name)
+        check_dimension(dimension)
+        try:
+            store = self.get_collection(name)
+        except CollectionNotFound:
+            try:
+                return self.create_collection(name, embedding_model, dimension)
+            except CollectionExists:
+                store = self.get_collection(name)
+        check_embedding(name, store.embedding_model, store.dimension, embedding_model, dimension)
+        return store
+
+    def list_collections(self) -> list[CollectionInfo]:
+        """Return every ragserver collection, ordered by name."""
+        infos: list[CollectionInfo] = []
+        with _reachable("list_collections"):
+            for chunks in self._client.list_collections():
+                md = chunks.metadata or {}
+                if chunks.name.endswith(RESERVED_SUFFIX) or "embedding_model" not in md:
+                    continue
+                store = self._store(chunks)
+                infos.append(
+                    CollectionInfo(
+                        store.name,
+                        store.embedding_model,
+                        store.dimension,
+                        store.count(),
+                        store.count_documents(),
+                    )
+                )
+        return sorted(infos, key=lambda i: i.name)
+
+    def delete_collection(self, name: str) -> bool:
+        """Delete a collection and its record collection; False if it did not exist."""
+        if self._get(name) is None:
+            return False
+        with _reachable("delete_collection"):
+            for full in (name, name + RESERVED_SUFFIX):
+                try:
+                    self._client.delete_collection(full)
+                except Exception as exc:
+                    if not _not_found(exc):
+                        raise
+        return True
+
+    def close(self) -> None:
+        """Do nothing: chromadb clients hold no resources that need closing."""

@@ -1,0 +1,261 @@
+"""The SQLite side of the FAISS backend: the source of truth for one collection.
+
+Tables: ``meta`` (key/value: name, embedding model, dimension, created, uuid), ``chunks``
+(``seq`` is an ``AUTOINCREMENT`` row id, never reused, and is the chunk's FAISS id; text,
+metadata as JSON, the unit vector as a float32 blob) and ``documents`` (the records, with a
+JSON ``view`` of metadata + ``source`` + ``document_id`` for filtering). Replacing a chunk gives
+it a new ``seq``, so a ``seq`` always names the same vector and an index file can be checked
+against SQLite by its id set alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vectorstores.base import Chunk, DocumentRecord, Filter, Vector
+from vectorstores.common import chunk_order, document_filter_view
+from vectorstores.faiss_index import Ids
+from vectorstores.filters import to_sql_where
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    document_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (document_id, position, id);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    view TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_by_source ON documents (source, id);
+"""
+_BATCH = 500  # ids per "IN (...)" list, under SQLite's parameter limit
+_CHUNK_COLS = "seq, id, document_id, text, metadata"
+_DOC_COLS = (
+    "d.id, d.source, d.content_hash, d.metadata, d.created_at, d.updated_at, "
+    "(SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id)"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database in WAL mode with full fsync, in autocommit (explicit transactions)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def init_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
+    """Create the tables and store the collection's metadata."""
+    conn.executescript(SCHEMA)
+    with transaction(conn):
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    """Return the ``meta`` table as a dict."""
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+class transaction:  # noqa: N801 - used like a function: ``with transaction(conn):``
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+# -- writes (inside a transaction) ------------------------------------------------------
+
+
+def seqs_of_document(conn: sqlite3.Connection, document_id: str) -> list[int]:
+    """Return the row ids of a document's chunks (uses the ``document_id`` index)."""
+    rows = conn.execute("SELECT seq FROM chunks WHERE document_id = ?", (document_id,))
+    return [r[0] for r in rows]
+
+
+def existing_chunks(conn: sqlite3.Connection, chunk_ids: Sequence[str]) -> list[tuple[int, str]]:
+    """Return ``(seq, document_id)`` of the chunks among ``chunk_ids`` that exist."""
+    out: list[tuple[int, str]] = []
+    for batch in _batches(chunk_ids):
+        sql = f"SELECT seq, document_id FROM chunks WHERE id IN ({_marks(len(batch))})"
+        out.extend(conn.execute(sql, list(batch)).fetchall())
+    return out
+
+
+def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
+    """Delete chunk rows by row id."""
+    for batch in _batches(seqs):
+        conn.execute(f"DELETE FROM chunks WHERE seq IN ({_marks(len(batch))})", list(batch))
+
+
+def insert_chunks(conn: sqlite3.Connection, chunks: Sequence[Chunk], vectors: Vector) -> Ids:
+    """Insert chunks (their ids must not exist) and return their new row ids."""
+    seqs = np.zeros(len(chunks), dtype=np.int64)
+    sql = (
+        "INSERT INTO chunks (id, document_id, position, text, metadata, vector) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+        cur = conn.execute(
+            sql,
+            (
+                chunk.id,
+                chunk.document_id,
+                chunk_order(chunk)[0],
+                chunk.text,
+                json.dumps(chunk.metadata),
+                np.asarray(vector, dtype=np.float32).tobytes(),
+            ),
+        )
+        seqs[i] = int(cur.lastrowid or 0)
+    return seqs
+
+
+def upsert_document(conn: sqlite3.Connection, record: DocumentRecord) -> None:
+    """Insert or replace a document record."""
+    conn.execute(
+        "INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.id,
+            record.source,
+            record.content_hash,
+            json.dumps(record.metadata),
+            json.dumps(document_filter_view(record)),
+            record.created_at,
+            record.updated_at,
+        ),
+    )
+
+
+def delete_document_row(conn: sqlite3.Connection, document_id: str) -> bool:
+    """Delete a document record; True if it existed."""
+    return conn.execute("DELETE FROM documents WHERE id = ?", (document_id,)).rowcount > 0
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+def all_seqs(conn: sqlite3.Connection) -> Ids:
+    """Return every chunk row id, ascending."""
+    rows = conn.execute("SELECT seq FROM chunks ORDER BY seq").fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def iter_vectors(
+    conn: sqlite3.Connection, seqs: Ids, dimension: int
+) -> Iterator[tuple[Ids, Vector]]:
+    """Yield ``(seqs, vectors)`` batches read from the stored blobs."""
+    for batch in _batches(seqs.tolist()):
+        rows = conn.execute(
+            f"SELECT seq, vector FROM chunks WHERE seq IN ({_marks(len(batch))})", batch
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        yield ids, vecs.reshape(len(rows), dimension)
+
+
+def filter_seqs(conn: sqlite3.Connection, filter: Filter) -> Ids:
+    """Return the row ids of the chunks whose metadata match ``filter``."""
+    sql, params = to_sql_where(filter, "metadata")
+    rows = conn.execute(f"SELECT seq FROM chunks WHERE {sql}", params).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    return Chunk(id=row[1], document_id=row[2], text=row[3], metadata=json.loads(row[4]))
+
+
+def chunks_by_seqs(conn: sqlite3.Connection, seqs: Iterable[int]) -> dict[int, Chunk]:
+    """Return the chunks of the given row ids that exist, by row id."""
+    out: dict[int, Chunk] = {}
+    for batch in _batches([int(s) for s in seqs]):
+        sql = f"SELECT {_CHUNK_COLS} FROM chunks WHERE seq IN ({_marks(len(batch))})"
+        out.update((row[0], _chunk(row)) for row in conn.execute(sql, batch))
+    return out
+
+
+def chunks_of_document(conn: sqlite3.Connection, document_id: str) -> list[Chunk]:
+    """Return a document's chunks ordered by position, then id."""
+    sql = f"SELECT {_CHUNK_COLS} FROM chunks WHERE document_id = ? ORDER BY position, id"
+    return [_chunk(r) for r in conn.execute(sql, (document_id,))]
+
+
+def every_chunk(conn: sqlite3.Connection) -> list[Chunk]:
+    """Return every chunk ordered by document id, position, id."""
+    sql = f"SELECT {_CHUNK_COLS} FROM chunks ORDER BY document_id, position, id"
+    return [_chunk(r) for r in conn.execute(sql)]
+
+
+def count_chunks(conn: sqlite3.Connection) -> int:
+    """Return the number of chunks."""
+    return int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+
+def _record(row: Sequence[Any]) -> DocumentRecord:
+    return DocumentRecord(
+        id=row[0],
+        source=row[1],
+        content_hash=row[2],
+        metadata=json.loads(row[3]),
+        created_at=row[4],
+        updated_at=row[5],
+        chunk_count=row[6],
+    )
+
+
+def get_document(conn: sqlite3.Connection, document_id: str) -> DocumentRecord | None:
+    """Return a document record with its live chunk count, or None."""
+    row = conn.execute(f"SELECT {_DOC_COLS} FROM documents d WHERE d.id = ?", (document_id,))
+    found = row.fetchone()
+    return _record(found) if found else None
+
+
+def list_documents(
+    conn: sqlite3.Connection, filter: Filter | None, limit: int | None, offset: int
+) -> list[DocumentRecord]:
+    """Return records ordered by source then id, filtered on their ``view``."""
+    sql, params = to_sql_where(filter, "d.view")
+    query = f"SELECT {_DOC_COLS} FROM documents d WHERE {sql} ORDER BY d.source, d.id"
+    query += " LIMIT ? OFFSET ?"
+    params += [-1 if limit is None else limit, offset]
+    return [_record(r) for r in conn.execute(query, params)]
+
+
+def count_documents(conn: sqlite3.Connection, filter: Filter | None) -> int:
+    """Return the number of records matching ``filter``."""
+    sql, params = to_sql_where(filter, "view")
+    return int(conn.execute(f"SELECT COUNT(*) FROM documents WHERE {sql}", params).fetchone()[0])
