@@ -5,7 +5,7 @@
 #   scripts/install.sh VENV EXTRAS [editable|wheel]
 set -euo pipefail
 venv=${1:-.venv}
-extras=${2:-dev}
+extras=${2-dev}  # "" installs no extras (the Dockerfile); unset means dev
 mode=${3:-editable}
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
