@@ -1,0 +1,35 @@
+"""Fixtures of the ingestion tests: small limits, the hash embedder, a memory store."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.limits import LoadLimits
+from ingest.pipeline import IngestPipeline
+from tests.fakes import HashEmbedder
+from vectorstores.memory import MemoryStore
+
+
+@pytest.fixture
+def limits() -> LoadLimits:
+    return LoadLimits(
+        max_file_bytes=2_000_000,
+        max_pdf_pages=20,
+        max_parse_seconds=60.0,
+        max_decompressed_bytes=1_000_000,
+    )
+
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+@pytest.fixture
+def store(embedder: HashEmbedder) -> MemoryStore:
+    return MemoryStore("test", embedder.model_name, embedder.dimension)
+
+
+@pytest.fixture
+def pipeline(embedder: HashEmbedder, limits: LoadLimits) -> IngestPipeline:
+    return IngestPipeline(embedder, chunk_size=64, chunk_overlap=8, limits=limits)

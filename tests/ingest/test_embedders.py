@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.errors import ConfigurationError
+from ingest.base import Embedder
+from ingest.embedders import EMBEDDERS, bundled_model_path, create_embedder
+from tests.fakes import HashEmbedder
+
+
+def test_bundled_model_files_are_found() -> None:
+    path = bundled_model_path()
+    assert path.name == "model"
+    assert (path / "modules.json").is_file()
+    assert "all-MiniLM-L6-v2" in EMBEDDERS
+    assert "sentence-transformers/all-MiniLM-L6-v2" in EMBEDDERS
+
+
+def test_unknown_model_is_a_configuration_error(tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError, match=r"cannot be loaded offline.*all-MiniLM-L6-v2"):
+        create_embedder(str(tmp_path / "no-such-model"))
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="onnx-int8"):
+        create_embedder("all-MiniLM-L6-v2", backend="onnx-int8")
+
+
+def test_hash_embedder_is_a_deterministic_embedder() -> None:
+    embedder = HashEmbedder()
+    assert isinstance(embedder, Embedder)
+    vectors = embedder.embed(["red kite", "red kite", "blue spool", ""])
+    assert vectors.shape == (4, 64)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(vectors[0], vectors[1])
+    np.testing.assert_array_equal(embedder.embed_query("red kite"), vectors[0])
+    assert embedder.count_tokens("red kite flies") == 5
+    assert HashEmbedder(dimension=16).embed(["x"]).shape == (1, 16)
+
+
+@pytest.mark.integration
+def test_real_embedder_shape_norm_and_protocol(real_embedder: Any) -> None:
+    assert isinstance(real_embedder, Embedder)
+    assert real_embedder.model_name == "sentence-transformers/all-MiniLM-L6-v2"
+    assert real_embedder.dimension == 384
+    assert real_embedder.max_seq_length == 256
+    vectors = real_embedder.embed(["How do I parse JSON?", "heap queue", "x" * 10])
+    assert vectors.shape == (3, 384)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    query = real_embedder.embed_query("How do I parse JSON?")
+    assert query.shape == (384,)
+    np.testing.assert_allclose(query, vectors[0], atol=1e-5)
+    assert real_embedder.embed([]).shape == (0, 384)
+
+
+@pytest.mark.integration
+def test_real_embedder_batching_matches_one_by_one(real_embedder: Any) -> None:
+    texts = [("kites fly in the wind " * (1 + i % 7)).strip() for i in range(16)]
+    batched = real_embedder.embed(texts)
+    single = np.stack([real_embedder.embed([t])[0] for t in texts[:3]])
+    np.testing.assert_allclose(batched[:3], single, atol=1e-5)
+    similar = batched @ batched.T
+    assert similar[0, 7] > 0.99  # identical texts, different positions in the batch
+
+
+@pytest.mark.integration
+def test_real_embedder_counts_tokens_with_specials(real_embedder: Any) -> None:
+    text = "The json module encodes Python objects."
+    expected = len(real_embedder.tokenizer(text)["input_ids"])
+    assert real_embedder.count_tokens(text) == expected
+    assert real_embedder.count_tokens("") == 2
+    long = "word " * 1000
+    assert real_embedder.count_tokens(long) == 1002  # never truncated when counting
+
+
+@pytest.mark.integration
+def test_real_embedder_is_thread_safe(real_embedder: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"kite number {i} " * (1 + i % 5) for i in range(8)]
+    expected = real_embedder.embed(texts)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(real_embedder.embed_query, texts))
+    np.testing.assert_allclose(np.stack(results), expected, atol=1e-5)
+
+
+@pytest.mark.integration
+def test_embedding_is_semantic(real_embedder: Any) -> None:
+    docs = real_embedder.embed(["Serialize objects to JSON strings.", "Bake bread with yeast."])
+    query = real_embedder.embed_query("how to convert a dict to json")
+    assert float(docs[0] @ query) > float(docs[1] @ query) + 0.2
