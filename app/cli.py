@@ -51,9 +51,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest files and folders into a collection."""
-    from ingest.cli import run_ingest
-
     from app.services.container import build_collections, build_embedder, build_pipeline
+    from ingest.cli import run_ingest
 
     embedder = build_embedder(settings)
     collections = build_collections(settings, embedder)
@@ -97,6 +96,44 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    """Answer a question from a collection and print it with its sources."""
+    import asyncio
+
+    from app.services.answers import AnswerRequest, AnswerResult
+    from app.services.container import build_services
+
+    services = build_services(settings)
+    request = AnswerRequest(question=args.question, strategy=args.strategy, top_k=args.top_k)
+    try:
+        if args.stream:
+
+            async def stream() -> AnswerResult | None:
+                final = None
+                events = await services.answers.open_stream(args.collection, request)
+                async for item in events:
+                    if isinstance(item, str):
+                        print(item, end="", flush=True)
+                    else:
+                        final = item
+                print()
+                return final
+
+            result = asyncio.run(stream())
+        else:
+            result = services.answers.answer_sync(args.collection, request)
+            print(result.answer)
+        if result is not None:
+            print("\nSources:")
+            for c in result.citations:
+                page = f" p.{c.page}" if c.page else ""
+                mark = "*" if c.cited else " "
+                print(f" {mark}[{c.number}] {c.filename}{page}  {c.heading_path}  ({c.score:.3f})")
+    finally:
+        services.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
@@ -122,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--filter", help="metadata filter as JSON")
     search.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
     search.set_defaults(func=cmd_search)
+
+    ask = sub.add_parser("ask", help="answer a question with citations")
+    ask.add_argument("question")
+    ask.add_argument("--collection", default="default")
+    ask.add_argument("--strategy", help="zero_shot, one_shot, few_shot, chain_of_thought, ...")
+    ask.add_argument("--top-k", type=int)
+    ask.add_argument("--stream", action="store_true", help="print the answer as it is made")
+    ask.set_defaults(func=cmd_ask)
     return parser
 
 

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.metrics import Metrics
+from app.security import Principal, principal_of
 from app.services.container import Services
 from app.settings import Settings
 from core.errors import BackendUnavailable
@@ -28,5 +30,18 @@ def get_services(request: Request) -> Services:
     return services
 
 
+def get_metrics(request: Request) -> Metrics:
+    """Return the app's metrics (its own Prometheus registry)."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_principal(request: Request) -> Principal:
+    """Return who is calling: the API key's scope, or anonymous when keys are off."""
+    return principal_of(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]

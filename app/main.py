@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -10,8 +11,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.errors import register_error_handlers
-from app.routers import collections, documents, health, jobs, search
-from app.services.container import Components, Services, build_services
+from app.logs import configure_logging
+from app.metrics import Metrics, TimedEmbedder
+from app.metrics import router as metrics_router
+from app.middleware import install_middleware
+from app.routers import (
+    answers,
+    collections,
+    documents,
+    health,
+    jobs,
+    openai_compat,
+    prompts,
+    search,
+)
+from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
+from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,9 +39,12 @@ class Loader:
     ``/readyz`` is 503 until ``services`` is set; /v1 routes answer 503 meanwhile.
     """
 
-    def __init__(self, settings: Settings, components: Components | None) -> None:
+    def __init__(
+        self, settings: Settings, components: Components | None, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.components = components
+        self.metrics = metrics
         self.services: Services | None = None
         self.error: str | None = None
         self.done = threading.Event()
@@ -38,7 +56,15 @@ class Loader:
 
     def _load(self) -> None:
         try:
-            self.services = build_services(self.settings, self.components)
+            components = self.components or Components()
+            if self.metrics is not None:
+                embedder = components.embedder or build_embedder(self.settings)
+                timed = TimedEmbedder(embedder, self.metrics)
+                components = dataclasses.replace(components, embedder=timed)
+            services = build_services(self.settings, components)
+            if self.metrics is not None:
+                services.extras["metrics"] = self.metrics
+            self.services = services
         except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
             log.exception("start-up failed")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -62,10 +88,15 @@ class Loader:
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
     """Create the application; models load in the lifespan, not here."""
     settings = settings or Settings()
+    configure_logging(settings.server.log_level)
+    keys = KeyRing.from_settings(settings.security)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loader = Loader(settings, components)
+        for warning in open_access_warnings(keys, settings.server.host):
+            log.warning(warning)
+        loader = Loader(settings, components, metrics)
         app.state.loader = loader
         loader.start()
         try:
@@ -80,8 +111,12 @@ def create_app(settings: Settings | None = None, components: Components | None =
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.keys = keys
     register_error_handlers(app)
+    install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
-    for module in (collections, documents, jobs, search):
-        app.include_router(module.router, prefix="/v1")
+    app.include_router(metrics_router)
+    for module in (collections, documents, jobs, search, answers, prompts, openai_compat):
+        app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     return app

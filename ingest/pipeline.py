@@ -1,26 +1,32 @@
 """The ingestion pipeline: file to chunks to vectors to the store, idempotently.
 
 A document's identity is its source name (``document_id_for(source)``); its version is the
-sha256 of its bytes. Ingesting the same bytes again is a no-op reported as ``unchanged`` (the
-file is hashed, not parsed, and nothing is embedded); new bytes under a known source replace
-the document's chunks in one ``store.replace_document`` call (``replaced``). A file that fails
-stores nothing and is reported ``failed``; the rest of a batch goes on.
+sha256 of its bytes and its chunking parameters (``content_version``). Ingesting the same bytes
+with the same chunk size and overlap again is a no-op reported as ``unchanged`` (the file is
+hashed, not parsed, and nothing is embedded); new bytes, or another chunk size or overlap,
+under a known source replace the document's chunks in one ``store.replace_document`` call
+(``replaced``). A file that fails stores nothing and is reported ``failed``; the rest of a
+batch goes on.
 
-Only the bytes and the user metadata decide ``unchanged``: re-ingesting the same bytes with
-another chunk size keeps the stored chunks (delete the document first to re-chunk it).
+Many files (``ingest_many``, ``ingest_paths``) flow through a bounded producer/consumer
+pipeline: a small thread pool hashes, parses and chunks up to ``prefetch`` files ahead while
+the calling thread embeds and stores, so parsing overlaps the model's forward passes (which
+release the GIL). Chunks of consecutive files are embedded together, up to ``group_chunks`` at
+a time, so batches stay full and sorted by length; each file is still stored on its own, in
+one ``replace_document``, once all its vectors exist.
+
+With an ``EmbeddingCache``, vectors are looked up by the hash of the embedded text and the
+embedder's model and backend first: only texts never embedded before reach the model, so an
+edited document re-embeds only its changed chunks.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +40,7 @@ from core.errors import (
     UnreadableDocument,
 )
 from ingest.base import Embedder
+from ingest.batching import BatchRun, Prepared, Progress
 from ingest.chunking import (
     RESERVED_METADATA,
     ChunkTokenizer,
@@ -43,113 +50,35 @@ from ingest.chunking import (
     document_id_for,
     embedding_text,
 )
+from ingest.embedding_cache import EmbeddingCache
 from ingest.limits import LoadLimits
-from ingest.loaders import LOADERS, check_file, file_extension, load_file
+from ingest.loaders import check_file, file_extension, load_file
+from ingest.results import (
+    FileResult,
+    FileStatus,
+    IngestSummary,
+    collect_files,
+    content_version,
+    failed_result,
+    file_sha256,
+    summarise,
+)
 from vectorstores.base import Chunk, DocumentRecord, MetadataValue, VectorStore
+
+__all__ = [
+    "FileResult",
+    "FileStatus",
+    "IngestPipeline",
+    "IngestSummary",
+    "collect_files",
+    "content_version",
+    "file_sha256",
+    "tokenizer_for",
+]
 
 logger = logging.getLogger(__name__)
 
-FileStatus = Literal["created", "unchanged", "replaced", "failed"]
-_HASH_BLOCK = 1 << 20
 _EMBED_SLICE = 128
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """The outcome of ingesting one file.
-
-    Attributes:
-        source: The document's source name.
-        document_id: Its id.
-        status: ``created``, ``unchanged``, ``replaced`` or ``failed``.
-        chunk_count: Chunks the document has in the store (0 when failed).
-        error: Why it failed, fit to show a user (failed only).
-        error_type: The error's class name, e.g. ``UnreadableDocument`` (failed only).
-    """
-
-    source: str
-    document_id: str
-    status: FileStatus
-    chunk_count: int = 0
-    error: str | None = None
-    error_type: str | None = None
-
-
-@dataclass(frozen=True)
-class IngestSummary:
-    """The outcome of ingesting a batch of files.
-
-    Attributes:
-        files: Files attempted.
-        created: Documents stored for the first time.
-        replaced: Documents whose content changed and were replaced.
-        unchanged: Documents whose bytes were already stored (nothing embedded).
-        failed: ``(source, reason)`` of each file that failed.
-        chunks: Chunks embedded and stored.
-        seconds: Wall time of the batch.
-        chunks_per_second: ``chunks / seconds``.
-        skipped: Files in the given folders left out: unsupported type, hidden, or filtered
-            out by the include/exclude globs.
-        results: One ``FileResult`` per file attempted.
-    """
-
-    files: int
-    created: int
-    replaced: int
-    unchanged: int
-    failed: list[tuple[str, str]]
-    chunks: int
-    seconds: float
-    chunks_per_second: float
-    skipped: int = 0
-    results: list[FileResult] = field(default_factory=list)
-
-
-def file_sha256(path: Path) -> str:
-    """Return the sha256 hex digest of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _matches(patterns: Sequence[str], relative: str) -> bool:
-    name = relative.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def collect_files(
-    paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> tuple[list[tuple[Path, str]], int]:
-    """Expand files and folders into ``(path, source)`` pairs, sorted, and a skipped count.
-
-    A file given directly has its name as source; a file found in a folder has its path
-    relative to that folder (``library/json.html``). In folders, hidden entries and files of
-    unsupported types are skipped. Globs match the source or the bare file name
-    (``*.html``, ``library/*``); a file must match one ``include`` glob (if any) and no
-    ``exclude`` glob. A path that does not exist is returned as is, to be reported failed.
-    """
-    found: list[tuple[Path, str]] = []
-    skipped = 0
-    for root in paths:
-        if not root.is_dir():
-            found.append((root, root.name))
-            continue
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                path = Path(folder) / name
-                if name.startswith(".") or path.suffix.lower() not in LOADERS:
-                    skipped += 1
-                    continue
-                found.append((path, path.relative_to(root).as_posix()))
-    kept = [
-        (path, source)
-        for path, source in found
-        if (not include or _matches(include, source)) and not _matches(exclude, source)
-    ]
-    return kept, skipped + len(found) - len(kept)
 
 
 def tokenizer_for(embedder: Embedder) -> ChunkTokenizer:
@@ -188,6 +117,10 @@ class IngestPipeline:
         chunk_overlap: int,
         limits: LoadLimits,
         tokenizer: ChunkTokenizer | None = None,
+        cache: EmbeddingCache | None = None,
+        workers: int = 2,
+        prefetch: int = 8,
+        group_chunks: int = 256,
     ) -> None:
         """Configure the pipeline.
 
@@ -197,6 +130,10 @@ class IngestPipeline:
             chunk_overlap: Default tokens shared by consecutive chunks.
             limits: Bounds on loading one file.
             tokenizer: Overrides the embedder's tokenizer for chunking (see ``tokenizer_for``).
+            cache: Vectors already computed, by embedded text and model (none by default).
+            workers: Threads that hash, parse and chunk files ahead of the embedder.
+            prefetch: Most files parsed ahead of the one being embedded (bounds memory).
+            group_chunks: Chunks of consecutive files gathered into one embedding call.
 
         Raises:
             ConfigurationError: the chunk size or overlap is out of range.
@@ -210,6 +147,11 @@ class IngestPipeline:
         self.chunk_overlap = chunk_overlap
         self.limits = limits
         self.tokenizer = tokenizer or tokenizer_for(embedder)
+        self.cache = cache
+        self.cache_namespace = str(getattr(embedder, "cache_namespace", embedder.model_name))
+        self.workers = max(1, workers)
+        self.prefetch = max(1, prefetch)
+        self.group_chunks = max(1, group_chunks)
 
     def check_store(self, store: VectorStore) -> None:
         """Refuse a collection made for another embedding model or dimension.
@@ -229,16 +171,123 @@ class IngestPipeline:
                 {"collection": store.name, "embedding_model": store.embedding_model},
             )
 
-    def _embed(
-        self, chunks: Sequence[Chunk], progress: Callable[[int], None] | None
-    ) -> npt.NDArray[np.float32]:
+    def _sizes(self, chunk_size: int | None, chunk_overlap: int | None) -> tuple[int, int]:
+        size = self.chunk_size if chunk_size is None else chunk_size
+        overlap = self.chunk_overlap if chunk_overlap is None else chunk_overlap
+        if chunk_overlap is None and chunk_size is not None:
+            overlap = min(overlap, max(0, size - 1))
+        check_chunk_size(size, overlap, self.embedder.max_seq_length)
+        return size, overlap
+
+    def prepare_file(
+        self,
+        store: VectorStore,
+        path: Path,
+        source: str,
+        user_metadata: dict[str, MetadataValue] | None,
+        size: int,
+        overlap: int,
+    ) -> Prepared:
+        """Hash one file, decide whether it is ``unchanged``, else load and chunk it.
+
+        An ``IngestError`` becomes a ``failed`` result; other exceptions propagate.
+        """
+        document_id = document_id_for(source)
+        try:
+            check_file(source, file_extension(path, source), path.stat().st_size, self.limits)
+            version = content_version(path, size, overlap)
+        except IngestError as exc:
+            return Prepared(source, document_id, failed_result(source, document_id, exc))
+        except OSError as exc:
+            error = UnreadableDocument(
+                f"{source}: the file cannot be read ({exc.strerror or exc}); check that it "
+                "exists and is readable",
+                {"file": source},
+            )
+            return Prepared(source, document_id, failed_result(source, document_id, error))
+        existing = store.get_document(document_id)
+        if user_metadata is None:
+            user_metadata = dict(existing.metadata) if existing is not None else {}
+        if (
+            existing is not None
+            and existing.content_hash == version
+            and existing.metadata == user_metadata
+        ):
+            result = FileResult(source, document_id, "unchanged", existing.chunk_count)
+            return Prepared(source, document_id, result)
+        try:
+            document = load_file(path, source, self.limits)
+            chunks = chunk_document(
+                document,
+                document_id,
+                self.tokenizer,
+                chunk_size=size,
+                chunk_overlap=overlap,
+                metadata=user_metadata,
+            )
+            if not chunks:
+                raise EmptyDocument(f"{source}: no text to index", {"file": source})
+        except IngestError as exc:
+            return Prepared(source, document_id, failed_result(source, document_id, exc))
+        now = time.time()
+        record = DocumentRecord(
+            id=document_id,
+            source=source,
+            content_hash=version,
+            chunk_count=len(chunks),
+            metadata=user_metadata,
+            created_at=existing.created_at if existing is not None else now,
+            updated_at=now,
+        )
+        return Prepared(
+            source, document_id, record=record, existing=existing is not None, chunks=chunks
+        )
+
+    def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embed texts: what the cache has is taken from it, what the model computes is cached."""
+        dimension = self.embedder.dimension
+        out = np.zeros((len(texts), dimension), dtype=np.float32)
+        found: dict[int, npt.NDArray[np.float32]] = {}
+        if self.cache is not None:
+            found = self.cache.get_many(self.cache_namespace, texts, dimension)
+        for index, vector in found.items():
+            out[index] = vector
+        missing: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            if index not in found:
+                missing.setdefault(text, []).append(index)
+        if missing:
+            unique = list(missing)
+            computed = np.concatenate(
+                [
+                    self.embedder.embed(unique[start : start + _EMBED_SLICE * 4])
+                    for start in range(0, len(unique), _EMBED_SLICE * 4)
+                ]
+            ).astype(np.float32, copy=False)
+            for row, text in enumerate(unique):
+                out[missing[text]] = computed[row]
+            if self.cache is not None:
+                self.cache.put_many(self.cache_namespace, unique, computed)
+        return out
+
+    def _embed(self, chunks: Sequence[Chunk], progress: Progress | None) -> npt.NDArray[np.float32]:
         parts: list[npt.NDArray[np.float32]] = []
         for start in range(0, len(chunks), _EMBED_SLICE):
             part = chunks[start : start + _EMBED_SLICE]
-            parts.append(self.embedder.embed([embedding_text(chunk) for chunk in part]))
+            parts.append(self.embed_texts([embedding_text(chunk) for chunk in part]))
             if progress is not None:
                 progress(len(part))
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return np.concatenate(parts)
+
+    @staticmethod
+    def commit(
+        store: VectorStore, prepared: Prepared, vectors: npt.NDArray[np.float32]
+    ) -> FileResult:
+        """Store a prepared file's record, chunks and vectors in one ``replace_document``."""
+        assert prepared.record is not None
+        store.replace_document(prepared.record, prepared.chunks, vectors)
+        status: FileStatus = "replaced" if prepared.existing else "created"
+        return FileResult(prepared.source, prepared.document_id, status, len(prepared.chunks))
 
     def ingest_file(
         self,
@@ -248,7 +297,7 @@ class IngestPipeline:
         metadata: dict[str, Any] | None = None,
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
-        progress: Callable[[int], None] | None = None,
+        progress: Progress | None = None,
     ) -> FileResult:
         """Ingest one file into ``store``.
 
@@ -270,65 +319,65 @@ class IngestPipeline:
             InvalidRequest: bad chunk sizes, or reserved or non-scalar metadata.
             EmbeddingMismatch: the collection belongs to another model or dimension.
         """
-        size = self.chunk_size if chunk_size is None else chunk_size
-        overlap = self.chunk_overlap if chunk_overlap is None else chunk_overlap
-        if chunk_overlap is None and chunk_size is not None:
-            overlap = min(overlap, max(0, size - 1))
-        check_chunk_size(size, overlap, self.embedder.max_seq_length)
+        size, overlap = self._sizes(chunk_size, chunk_overlap)
         user_metadata = None if metadata is None else _user_metadata(metadata)
         self.check_store(store)
-        source = source or path.name
-        document_id = document_id_for(source)
+        prepared = self.prepare_file(store, path, source or path.name, user_metadata, size, overlap)
+        if prepared.result is not None:
+            return prepared.result
         try:
-            check_file(source, file_extension(path, source), path.stat().st_size, self.limits)
-            digest = file_sha256(path)
+            vectors = self._embed(prepared.chunks, progress)
         except IngestError as exc:
-            return _failed(source, document_id, exc)
-        except OSError as exc:
-            error = UnreadableDocument(
-                f"{source}: the file cannot be read ({exc.strerror or exc}); check that it "
-                "exists and is readable",
-                {"file": source},
-            )
-            return _failed(source, document_id, error)
-        existing = store.get_document(document_id)
-        if user_metadata is None:
-            user_metadata = dict(existing.metadata) if existing is not None else {}
-        if (
-            existing is not None
-            and existing.content_hash == digest
-            and existing.metadata == user_metadata
-        ):
-            return FileResult(source, document_id, "unchanged", existing.chunk_count)
-        try:
-            document = load_file(path, source, self.limits)
-            chunks = chunk_document(
-                document,
-                document_id,
-                self.tokenizer,
-                chunk_size=size,
-                chunk_overlap=overlap,
-                metadata=user_metadata,
-            )
-            if not chunks:
-                raise EmptyDocument(f"{source}: no text to index", {"file": source})
-            vectors = self._embed(chunks, progress)
-        except IngestError as exc:
-            return _failed(source, document_id, exc)
-        now = time.time()
-        record = DocumentRecord(
-            id=document_id,
-            source=source,
-            content_hash=digest,
-            chunk_count=len(chunks),
+            return failed_result(prepared.source, prepared.document_id, exc)
+        return self.commit(store, prepared, vectors)
+
+    def ingest_many(
+        self,
+        store: VectorStore,
+        files: Iterable[tuple[Path, str]],
+        metadata: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int | None = None,
+        progress: Progress | None = None,
+        on_file_done: Callable[[FileResult], None] | None = None,
+        isolate_errors: bool = True,
+    ) -> list[FileResult]:
+        """Ingest ``(path, source)`` pairs, parsing ahead while embedding (module docstring).
+
+        Each file is ingested as ``ingest_file`` would, with the same arguments.
+
+        Args:
+            store: The collection to write into.
+            files: The files and their source names.
+            metadata: As for ``ingest_file``, applied to every file.
+            chunk_size: As for ``ingest_file``.
+            chunk_overlap: As for ``ingest_file``.
+            progress: Called with the number of chunks embedded, file by file.
+            on_file_done: Called with each file's result as soon as it is known.
+            isolate_errors: Report any exception of one file as its failure and go on (else
+                only ingestion errors are, and other exceptions propagate).
+
+        Returns:
+            One result per file, in the order given.
+
+        Raises:
+            InvalidRequest: bad chunk sizes, or reserved or non-scalar metadata.
+            EmbeddingMismatch: the collection belongs to another model or dimension.
+        """
+        size, overlap = self._sizes(chunk_size, chunk_overlap)
+        user_metadata = None if metadata is None else _user_metadata(metadata)
+        self.check_store(store)
+        return BatchRun(
+            self,
+            store,
+            list(files),
             metadata=user_metadata,
-            created_at=existing.created_at if existing is not None else now,
-            updated_at=now,
-        )
-        store.replace_document(record, chunks, vectors)
-        return FileResult(
-            source, document_id, "created" if existing is None else "replaced", len(chunks)
-        )
+            chunk_size=size,
+            chunk_overlap=overlap,
+            progress=progress,
+            on_file_done=on_file_done,
+            isolate_errors=isolate_errors,
+        ).run()
 
     def ingest_paths(
         self,
@@ -350,35 +399,15 @@ class IngestPipeline:
         started = time.perf_counter()
         self.check_store(store)
         files, skipped = collect_files(paths, include, exclude)
-        results: list[FileResult] = []
         chunks = 0
         with tqdm(total=len(files), unit="file", disable=not progress_bar) as bar:
-            for path, source in files:
-                try:
-                    result = self.ingest_file(store, path, source)
-                except Exception as exc:  # one bad file must not stop the batch
-                    logger.exception("ingesting %s failed", source)
-                    result = _failed(source, document_id_for(source), exc)
-                results.append(result)
+
+            def file_done(result: FileResult) -> None:
+                nonlocal chunks
                 if result.status in ("created", "replaced"):
                     chunks += result.chunk_count
                 bar.update(1)
                 bar.set_postfix(chunks=chunks, refresh=False)
-        seconds = time.perf_counter() - started
-        return IngestSummary(
-            files=len(results),
-            created=sum(r.status == "created" for r in results),
-            replaced=sum(r.status == "replaced" for r in results),
-            unchanged=sum(r.status == "unchanged" for r in results),
-            failed=[(r.source, r.error or "") for r in results if r.status == "failed"],
-            chunks=chunks,
-            seconds=seconds,
-            chunks_per_second=chunks / seconds if seconds > 0 else 0.0,
-            skipped=skipped,
-            results=results,
-        )
 
-
-def _failed(source: str, document_id: str, exc: Exception) -> FileResult:
-    message = exc.message if isinstance(exc, IngestError) else f"{source}: {exc}"
-    return FileResult(source, document_id, "failed", error=message, error_type=type(exc).__name__)
+            results = self.ingest_many(store, files, on_file_done=file_done)
+        return summarise(results, skipped, time.perf_counter() - started)

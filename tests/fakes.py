@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,3 +56,52 @@ class HashEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 2
+
+
+class EchoGenerator:
+    """A deterministic stand-in for a chat model: quotes the first source it was given.
+
+    The answer is ``"<first sentence of source 1> [1]"``, so tests can check that an answer
+    is grounded in what the prompt carried, and ``stream`` yields the same text word by word.
+    """
+
+    supports_streaming = True
+
+    def __init__(self, context_window: int = 4096) -> None:
+        from prompts.tokenizers import EstimateTokenizer
+
+        self.model_name = "echo"
+        self.context_window = context_window
+        self.prompt_tokenizer = EstimateTokenizer("echo")
+        self.calls: list[list[dict[str, str]]] = []
+
+    def _answer(self, messages: Sequence[Any]) -> str:
+        import re
+
+        prompt = messages[-1]["content"]
+        found = re.search(r"<source id=\"1\"[^>]*>\s*(.*?)</source>", prompt, re.S)
+        if not found:
+            return "I could not find this in the documents."
+        first = re.split(r"(?<=[.!?])\s", found.group(1).strip(), maxsplit=1)[0]
+        return f"{first} [1]"
+
+    def generate(self, messages: Sequence[Any], params: Any) -> Any:
+        from llms.base import Completion
+
+        self.calls.append([dict(m) for m in messages])
+        words = self._answer(messages).split(" ")[: params.max_new_tokens]
+        text = " ".join(words)
+        return Completion(
+            text=text,
+            completion_tokens=len(words),
+            prompt_tokens=self.prompt_tokenizer.count_messages(messages),
+            finish_reason="stop" if len(words) < params.max_new_tokens else "length",
+        )
+
+    def stream(self, messages: Sequence[Any], params: Any) -> Iterator[str]:
+        text = self.generate(messages, params).text
+        for i, word in enumerate(text.split(" ")):
+            yield word if i == 0 else " " + word
+
+    def close(self) -> None:
+        return None

@@ -351,17 +351,20 @@ class ChromaClient:
 
     backend = "chroma"
 
-    def __init__(self, data_dir: Path, url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, url: str | None = None, **unknown: Any) -> None:
         """Connect to Chroma.
 
         Args:
             data_dir: The server's data directory; embedded Chroma keeps ``data_dir/chroma``.
             url: A Chroma server's URL (``http://host:port``); empty for embedded Chroma.
+            **unknown: Refused; present so that a misspelt option is a configuration error.
 
         Raises:
             BackendUnavailable: the server does not answer.
-            ConfigurationError: the URL is malformed.
+            ConfigurationError: the URL is malformed or an option is unknown.
         """
+        if unknown:
+            raise ConfigurationError(f"unknown chroma options: {sorted(unknown)}")
         import chromadb
         from chromadb.config import Settings
 

@@ -2,11 +2,15 @@
 
 Two kinds of index:
 
-* ``flat``: ``IndexFlatIP``, exact. Deletes remove the ids at once (``remove_ids``).
-* ``hnsw``: ``IndexHNSWFlat`` (inner product), approximate. HNSW graphs cannot drop a node, so a
-  delete only records a *tombstone*: the id stays in the graph and every search excludes it
-  with an ``IDSelectorNot``. When tombstones exceed a fraction of the index (the owner checks
-  ``tombstone_ratio``), the owner rebuilds the index from the live vectors.
+* ``flat``: ``IndexFlatIP``, exact.
+* ``hnsw``: ``IndexHNSWFlat`` (inner product), approximate.
+
+A delete only records a *tombstone*: the id stays in the index and every search excludes it
+with an ``IDSelectorNot``. HNSW graphs cannot drop a node at all, and ``remove_ids`` on a flat
+index moves the whole array (tens of milliseconds at 100k vectors), so tombstones keep a delete
+in proportion to its own chunks. When tombstones exceed a fraction of the index (the owner
+checks ``tombstone_ratio``), the owner compacts: ``purge`` for flat (one ``remove_ids``),
+a rebuild from the live vectors for HNSW.
 
 Filters are applied inside the search: the caller passes the candidate ids (the rows whose
 metadata match, read from SQLite) and they go to FAISS as an ``IDSelectorBatch`` in the
@@ -127,7 +131,7 @@ class FaissIndex:
 
     @property
     def tombstone_ratio(self) -> float:
-        """Fraction of the index that is tombstones (0 for flat)."""
+        """Fraction of the index that is tombstones."""
         return len(self.tombstones) / self.ntotal if self.ntotal else 0.0
 
     def ids(self) -> Ids:
@@ -152,14 +156,18 @@ class FaissIndex:
             )
 
     def remove(self, ids: Ids) -> None:
-        """Remove ids: at once for flat, as tombstones for HNSW; unknown ids are ignored."""
-        if not len(ids):
-            return
-        arr = np.asarray(ids, dtype=np.int64)
-        if self.kind == "flat":
-            self.index.remove_ids(faiss.IDSelectorBatch(arr))
-        else:
-            self.tombstones.update(int(i) for i in arr)
+        """Mark ids (all in the index) as tombstones: searches no longer return them."""
+        if len(ids):
+            self.tombstones.update(int(i) for i in np.asarray(ids, dtype=np.int64))
+            self._not_tombstone = None
+
+    def purge(self) -> None:
+        """Flat only: drop the tombstones from the index for good (one ``remove_ids``)."""
+        if self.kind != "flat":
+            raise ValueError("an HNSW index cannot drop ids; rebuild it instead")
+        if self.tombstones:
+            self.index.remove_ids(faiss.IDSelectorBatch(self._tombstone_array()))
+            self.tombstones.clear()
             self._not_tombstone = None
 
     def vectors(self, ids: Ids) -> Vector:

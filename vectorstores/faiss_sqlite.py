@@ -1,9 +1,12 @@
 """The SQLite side of the FAISS backend: the source of truth for one collection.
 
 Tables: ``meta`` (key/value: name, embedding model, dimension, created, uuid), ``chunks``
-(``seq`` is an ``AUTOINCREMENT`` row id, never reused, and is the chunk's FAISS id; text,
-metadata as JSON, the unit vector as a float32 blob) and ``documents`` (the records, with a
-JSON ``view`` of metadata + ``source`` + ``document_id`` for filtering). Replacing a chunk gives
+(``seq`` is an ``AUTOINCREMENT`` row id, never reused, and is the chunk's FAISS id; text and
+metadata as JSON), ``vectors`` (the unit vector of each ``seq`` as a float32 blob, apart so
+that scanning chunks stays cheap), ``chunk_meta`` (one row per chunk and metadata key, indexed
+by key, kind and value: filters become index lookups and set operations, not a JSON scan) and
+``documents`` (the records, with a JSON ``view`` of metadata + ``source`` + ``document_id``
+that ``list_documents`` filters with ``filters.to_sql_where``). Replacing a chunk gives
 it a new ``seq``, so a ``seq`` always names the same vector and an index file can be checked
 against SQLite by its id set alone.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import numpy as np
 from vectorstores.base import Chunk, DocumentRecord, Filter, Vector
 from vectorstores.common import chunk_order, document_filter_view
 from vectorstores.faiss_index import Ids
-from vectorstores.filters import to_sql_where
+from vectorstores.filters import to_sql_where, validate_filter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,10 +34,18 @@ CREATE TABLE IF NOT EXISTS chunks (
     document_id TEXT NOT NULL,
     position INTEGER NOT NULL,
     text TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    vector BLOB NOT NULL
+    metadata TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (document_id, position, id);
+CREATE TABLE IF NOT EXISTS vectors (seq INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunk_meta (
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, kind, value, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_meta_by_seq ON chunk_meta (seq);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -117,19 +128,18 @@ def existing_chunks(conn: sqlite3.Connection, chunk_ids: Sequence[str]) -> list[
 
 
 def delete_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
-    """Delete chunk rows by row id."""
+    """Delete chunks, their vectors and their metadata rows by row id."""
     for batch in _batches(seqs):
-        conn.execute(f"DELETE FROM chunks WHERE seq IN ({_marks(len(batch))})", list(batch))
+        for table in ("chunks", "vectors", "chunk_meta"):
+            conn.execute(f"DELETE FROM {table} WHERE seq IN ({_marks(len(batch))})", list(batch))
 
 
 def insert_chunks(conn: sqlite3.Connection, chunks: Sequence[Chunk], vectors: Vector) -> Ids:
     """Insert chunks (their ids must not exist) and return their new row ids."""
     seqs = np.zeros(len(chunks), dtype=np.int64)
-    sql = (
-        "INSERT INTO chunks (id, document_id, position, text, metadata, vector) "
-        "VALUES (?, ?, ?, ?, ?, ?)"
-    )
-    for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True)):
+    sql = "INSERT INTO chunks (id, document_id, position, text, metadata) VALUES (?, ?, ?, ?, ?)"
+    meta_rows: list[tuple[str, str, Any, int]] = []
+    for i, chunk in enumerate(chunks):
         cur = conn.execute(
             sql,
             (
@@ -138,10 +148,17 @@ def insert_chunks(conn: sqlite3.Connection, chunks: Sequence[Chunk], vectors: Ve
                 chunk_order(chunk)[0],
                 chunk.text,
                 json.dumps(chunk.metadata),
-                np.asarray(vector, dtype=np.float32).tobytes(),
             ),
         )
-        seqs[i] = int(cur.lastrowid or 0)
+        seq = int(cur.lastrowid or 0)
+        seqs[i] = seq
+        meta_rows.extend((k, *_encode(v), seq) for k, v in chunk.metadata.items())
+    blobs = np.ascontiguousarray(vectors, dtype=np.float32)
+    conn.executemany(
+        "INSERT INTO vectors VALUES (?, ?)",
+        ((int(seq), blobs[i].tobytes()) for i, seq in enumerate(seqs)),
+    )
+    conn.executemany("INSERT INTO chunk_meta VALUES (?, ?, ?, ?)", meta_rows)
     return seqs
 
 
@@ -181,17 +198,66 @@ def iter_vectors(
     """Yield ``(seqs, vectors)`` batches read from the stored blobs."""
     for batch in _batches(seqs.tolist()):
         rows = conn.execute(
-            f"SELECT seq, vector FROM chunks WHERE seq IN ({_marks(len(batch))})", batch
+            f"SELECT seq, vector FROM vectors WHERE seq IN ({_marks(len(batch))})", batch
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         yield ids, vecs.reshape(len(rows), dimension)
 
 
+def _encode(value: Any) -> tuple[str, Any]:
+    """Return ``(kind, value)`` as ``chunk_meta`` stores it: numbers, strings, booleans apart."""
+    if isinstance(value, bool):
+        return "b", int(value)
+    if isinstance(value, int | float):
+        return "n", value
+    return "s", value
+
+
+_FIELD = "SELECT seq FROM chunk_meta WHERE key = ? AND kind = ? AND value"
+_RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def _field_select(key: str, op: str, operand: Any, params: list[Any]) -> str:
+    if op in _RANGE:
+        params.extend([key, "n", operand])
+        return f"{_FIELD} {_RANGE[op]} ?"
+    values = list(operand) if op == "$in" else [operand]
+    kind = _encode(values[0])[0]
+    params.extend([key, kind, *(_encode(v)[1] for v in values)])
+    match = f"{_FIELD} IN ({_marks(len(values))})"
+    return f"SELECT seq FROM chunks EXCEPT {match}" if op == "$ne" else match
+
+
+def _combine(operator: str, parts: list[str]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return f" {operator} ".join(f"SELECT seq FROM ({p})" for p in parts)
+
+
+def _filter_select(f: Filter, params: list[Any]) -> str:
+    parts: list[str] = []
+    for key, value in f.items():
+        if key in ("$and", "$or"):
+            subs = [_filter_select(s, params) for s in value]
+            parts.append(_combine("INTERSECT" if key == "$and" else "UNION", subs))
+        else:
+            ops = value.items() if isinstance(value, Mapping) else [("$eq", value)]
+            parts.extend(_field_select(key, op, operand, params) for op, operand in ops)
+    return _combine("INTERSECT", parts)
+
+
 def filter_seqs(conn: sqlite3.Connection, filter: Filter) -> Ids:
-    """Return the row ids of the chunks whose metadata match ``filter``."""
-    sql, params = to_sql_where(filter, "metadata")
-    rows = conn.execute(f"SELECT seq FROM chunks WHERE {sql}", params).fetchall()
+    """Return the row ids of the chunks whose metadata match ``filter``.
+
+    Each condition is an index range on ``chunk_meta`` (``$ne`` is all chunks ``EXCEPT`` the
+    equal ones); ``$and``/``$or`` are ``INTERSECT``/``UNION``. Semantics are those of
+    ``filters.matches``: a kind column keeps booleans, numbers and strings apart.
+    """
+    validate_filter(filter)
+    params: list[Any] = []
+    sql = _filter_select(filter, params)
+    rows = conn.execute(sql, params).fetchall()
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 

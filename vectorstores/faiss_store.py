@@ -1,16 +1,28 @@
 """The FAISS backend, the default: SQLite holds the truth, a FAISS index makes search fast.
 
 Layout: one folder per collection, ``data_dir/faiss/<name>/``, holding ``store.sqlite3``
-(chunks, vectors, document records, collection metadata; see ``faiss_sqlite``),
-``index-<uuid>.faiss`` (the ``IndexIDMap2``; see ``faiss_index``) and ``lock``.
+(chunks, vectors, metadata index, document records, collection metadata; see
+``faiss_sqlite``), ``index-<uuid>.faiss`` (the ``IndexIDMap2``; see ``faiss_index``) and
+``lock``.
+
+Deletes: the SQLite rows go at once (found through the ``document_id`` index); in the FAISS
+index the ids become tombstones that searches skip, so a delete costs in proportion to its own
+chunks. Past ``tombstone_ratio`` of the index, a flat index purges them (one ``remove_ids``)
+and an HNSW index, which cannot drop nodes, is rebuilt from its live vectors (searches go on
+against the old index meanwhile) and saved. A saved flat index holds no tombstones.
+
+Filters: the metadata index (``chunk_meta``) turns a filter into the set of matching row ids,
+which FAISS receives as an ``IDSelectorBatch`` in the search parameters, so ``top_k`` hits
+come back whenever that many chunks match (see ``faiss_index`` for HNSW's exact fallback).
 
 Durability: every write (``upsert``, ``replace_document``, ``delete``, ``delete_document``) is
 one SQLite transaction (WAL, ``synchronous=FULL``), and its vectors are stored in SQLite too.
 The index file is only a cache of SQLite, written atomically (temp file, fsync, ``os.replace``)
 every ``autosave_changes`` changed chunks, on ``persist()`` and on ``close()``. Row ids are
 never reused and a row's vector never changes, so opening a collection compares the index's id
-set with SQLite's: ids SQLite lacks are removed (tombstoned for HNSW), rows the index lacks are
-added from their stored vectors, and a missing or unreadable file, or one built with other
+set with SQLite's: ids SQLite lacks are removed (flat; HNSW keeps them as tombstones, which
+they may already have been when the file was saved), rows the index lacks are added from their
+stored vectors, and a missing or unreadable file, or one built with other
 settings, is rebuilt. A SIGKILL at any moment therefore leaves SQLite at the last committed
 write and the index repaired to match on the next open; ``repair_report`` says what was done
 (and it is logged as a warning).
@@ -29,11 +41,9 @@ import dataclasses
 import fcntl
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,15 +54,11 @@ import numpy as np
 
 from core.errors import (
     BackendUnavailable,
-    CollectionExists,
-    CollectionNotFound,
-    ConfigurationError,
     InvalidRequest,
 )
 from vectorstores import faiss_sqlite as db
 from vectorstores.base import (
     Chunk,
-    CollectionInfo,
     DocumentRecord,
     Filter,
     Hit,
@@ -60,14 +66,11 @@ from vectorstores.base import (
     check_vectors,
 )
 from vectorstores.common import (
-    check_dimension,
-    check_embedding,
     check_top_k,
     clean_chunks,
     prepare_query,
     sort_hits,
     stamp_record,
-    validate_collection_name,
 )
 from vectorstores.faiss_index import FaissIndex, Ids, IndexKind
 from vectorstores.filters import validate_filter
@@ -112,7 +115,8 @@ class _Change:
     result: Any = None
 
 
-def _lock_folder(folder: Path) -> int:
+def lock_folder(folder: Path) -> int:
+    """Take the collection's process lock; raise ``BackendUnavailable`` if another holds it."""
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -124,6 +128,15 @@ def _lock_folder(folder: Path) -> int:
             {"folder": str(folder)},
         ) from None
     return fd
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class FaissStore:
@@ -149,7 +162,8 @@ class FaissStore:
             index: ``"flat"`` (exact) or ``"hnsw"``.
             hnsw_m: HNSW graph degree.
             hnsw_ef_search: HNSW search breadth.
-            tombstone_ratio: HNSW only: rebuild when tombstones exceed this fraction.
+            tombstone_ratio: Compact (flat: purge, HNSW: rebuild) when tombstones exceed this
+                fraction of the index.
             autosave_changes: Write the index file after this many changed chunks.
             build_threads: OpenMP threads for adding to and rebuilding the index.
 
@@ -167,7 +181,7 @@ class FaissStore:
         self._pool_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
         self._unsaved = 0
-        self._lock_fd = _lock_folder(folder)
+        self._lock_fd = lock_folder(folder)
         try:
             self._writer = db.connect(folder / DB_FILE)
             meta = db.read_meta(self._writer)
@@ -226,18 +240,26 @@ class FaissStore:
         index.remove(extra)
         self._fill(index, missing)
         if index.kind == "flat":
+            index.purge()
             return RepairReport(added=len(missing), removed=len(extra))
         return RepairReport(added=len(missing), tombstoned=len(extra))
 
     def _save(self) -> None:
+        if self._index.kind == "flat" and self._index.tombstones:
+            with self._rw.write():  # a saved flat index holds no tombstones
+                self._index.purge()
         with self._rw.read():
             self._index.save(self._index_path)
         self._unsaved = 0
 
     def _compact(self) -> None:
-        """Rebuild the HNSW index from its live vectors, dropping the tombstones."""
+        """Drop the tombstones: purge a flat index, rebuild an HNSW one from its live vectors."""
         started = time.perf_counter()
         old = self._index
+        if old.kind == "flat":
+            with self._rw.write():
+                old.purge()
+            return
         live = old.live_ids()
         fresh = self._new_index()
         faiss.omp_set_num_threads(self._build_threads)
@@ -281,10 +303,13 @@ class FaissStore:
                         self._resync(self._index, db.all_seqs(conn))
                 raise
             self._unsaved += len(change.removed) + len(change.added)
-            if self._index.kind == "hnsw" and self._index.tombstone_ratio > self._tombstone_ratio:
-                self._compact()
-            elif self._unsaved >= self._autosave_changes:
-                self._save()
+            try:  # the write is committed: housekeeping failures are logged, not raised
+                if self._index.tombstone_ratio > self._tombstone_ratio:
+                    self._compact()
+                elif self._unsaved >= self._autosave_changes:
+                    self._save()
+            except (OSError, RuntimeError, MemoryError):
+                logger.exception("faiss collection '%s': saving the index failed", self.name)
             return change.result
 
     @staticmethod
@@ -418,7 +443,7 @@ class FaissStore:
 
     @property
     def tombstones(self) -> int:
-        """Number of HNSW tombstones awaiting the next rebuild (0 for flat)."""
+        """Number of deleted ids still in the index, awaiting the next compaction."""
         return len(self._index.tombstones)
 
     def persist(self) -> None:
@@ -442,156 +467,3 @@ class FaissStore:
                 self._readers.clear()
             self._writer.close()
             os.close(self._lock_fd)
-
-
-class FaissClient:
-    """The collections of the FAISS backend, one folder each under ``data_dir/faiss``."""
-
-    backend = "faiss"
-
-    def __init__(
-        self,
-        data_dir: Path,
-        index: IndexKind = "flat",
-        hnsw_m: int = 32,
-        hnsw_ef_search: int = 64,
-        **store_options: Any,
-    ) -> None:
-        """Open the backend's root folder, creating it if needed.
-
-        Args:
-            data_dir: The server's data directory.
-            index: ``"flat"`` or ``"hnsw"`` (a collection's index is rebuilt when it changes).
-            hnsw_m: HNSW graph degree.
-            hnsw_ef_search: HNSW search breadth.
-            **store_options: ``tombstone_ratio``, ``autosave_changes``, ``build_threads``
-                (see ``FaissStore``).
-
-        Raises:
-            ConfigurationError: an option is invalid or unknown.
-        """
-        if index not in ("flat", "hnsw") or hnsw_m < 2 or hnsw_ef_search < 1:
-            raise ConfigurationError(
-                f"faiss options: index must be flat or hnsw, hnsw_m >= 2, hnsw_ef_search >= 1; "
-                f"got {index!r}, {hnsw_m}, {hnsw_ef_search}"
-            )
-        unknown = set(store_options) - {"tombstone_ratio", "autosave_changes", "build_threads"}
-        if unknown:
-            raise ConfigurationError(f"unknown faiss options: {sorted(unknown)}")
-        self.root = Path(data_dir) / "faiss"
-        self.root.mkdir(parents=True, exist_ok=True)
-        for leftover in self.root.glob(".*"):  # interrupted creates and deletes
-            shutil.rmtree(leftover, ignore_errors=True)
-        self._options: dict[str, Any] = {
-            "index": index,
-            "hnsw_m": hnsw_m,
-            "hnsw_ef_search": hnsw_ef_search,
-            **store_options,
-        }
-        self._lock = threading.RLock()
-        self._stores: dict[str, FaissStore] = {}
-
-    def _folder(self, name: str) -> Path | None:
-        try:
-            validate_collection_name(name)
-        except Exception:
-            return None
-        folder = self.root / name
-        return folder if (folder / DB_FILE).exists() else None
-
-    def create_collection(self, name: str, embedding_model: str, dimension: int) -> FaissStore:
-        """Create a collection; raises ``CollectionExists`` if it exists."""
-        validate_collection_name(name)
-        check_dimension(dimension)
-        with self._lock:
-            if self._folder(name) is not None:
-                raise CollectionExists(f"collection '{name}' exists already", {"name": name})
-            tmp = self.root / f".new-{name}-{uuid.uuid4().hex}"
-            tmp.mkdir()
-            conn = db.connect(tmp / DB_FILE)
-            meta = {
-                "name": name,
-                "embedding_model": embedding_model,
-                "dimension": str(dimension),
-                "created": repr(time.time()),
-                "uuid": uuid.uuid4().hex,
-            }
-            try:
-                db.init_schema(conn, meta)
-            finally:
-                conn.close()
-            shutil.rmtree(self.root / name, ignore_errors=True)  # a folder without a database
-            os.replace(tmp, self.root / name)
-            return self._open(name)
-
-    def _open(self, name: str) -> FaissStore:
-        store = self._stores.get(name)
-        if store is None or store.closed:
-            store = FaissStore(self.root / name, **self._options)
-            self._stores[name] = store
-        return store
-
-    def get_collection(self, name: str) -> FaissStore:
-        """Open a collection; raises ``CollectionNotFound``."""
-        with self._lock:
-            if self._folder(name) is None:
-                raise CollectionNotFound(f"collection '{name}' does not exist", {"name": name})
-            return self._open(name)
-
-    def get_or_create_collection(
-        self, name: str, embedding_model: str, dimension: int
-    ) -> FaissStore:
-        """Open a collection, creating it first; ``EmbeddingMismatch`` if it differs."""
-        validate_collection_name(name)
-        check_dimension(dimension)
-        with self._lock:
-            if self._folder(name) is None:
-                return self.create_collection(name, embedding_model, dimension)
-            store = self._open(name)
-        check_embedding(name, store.embedding_model, store.dimension, embedding_model, dimension)
-        return store
-
-    def list_collections(self) -> list[CollectionInfo]:
-        """Return every collection, ordered by name (reads SQLite only)."""
-        infos: list[CollectionInfo] = []
-        with self._lock:
-            for folder in sorted(self.root.iterdir()):
-                if self._folder(folder.name) is None:
-                    continue
-                conn = db.connect(folder / DB_FILE)
-                try:
-                    meta = db.read_meta(conn)
-                    infos.append(
-                        CollectionInfo(
-                            name=folder.name,
-                            embedding_model=meta["embedding_model"],
-                            dimension=int(meta["dimension"]),
-                            chunk_count=db.count_chunks(conn),
-                            document_count=db.count_documents(conn, None),
-                        )
-                    )
-                finally:
-                    conn.close()
-        return infos
-
-    def delete_collection(self, name: str) -> bool:
-        """Delete a collection and its folder; False if it did not exist."""
-        with self._lock:
-            folder = self._folder(name)
-            if folder is None:
-                return False
-            store = self._stores.pop(name, None)
-            if store is not None:
-                store.close()
-            os.close(_lock_folder(folder))  # refuse while another process has it open
-            trash = self.root / f".trash-{name}-{uuid.uuid4().hex}"
-            os.replace(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-            return True
-
-    def close(self) -> None:
-        """Close every open collection."""
-        with self._lock:
-            for store in self._stores.values():
-                store.close()
-            self._stores.clear()

@@ -19,7 +19,7 @@ def _memory(data_dir: Path, options: Mapping[str, Any]) -> VectorStoreClient:
 
 
 def _faiss(data_dir: Path, options: Mapping[str, Any]) -> VectorStoreClient:
-    from vectorstores.faiss_store import FaissClient
+    from vectorstores.faiss_client import FaissClient
 
     return FaissClient(data_dir, **options)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from app.deps import ServicesDep
 from app.schemas import CollectionCreate, CollectionList, CollectionOut, problems
+from app.security import check_collection_access, visible_collections
 from vectorstores.base import CollectionInfo
 
 router = APIRouter(tags=["collections"])
@@ -22,17 +23,24 @@ def collection_out(info: CollectionInfo) -> CollectionOut:
     )
 
 
-@router.post("/collections", status_code=201, response_model=CollectionOut, responses=problems(409))
-def create_collection(body: CollectionCreate, services: ServicesDep) -> CollectionOut:
+@router.post(
+    "/collections", status_code=201, response_model=CollectionOut, responses=problems(403, 409)
+)
+def create_collection(
+    body: CollectionCreate, services: ServicesDep, request: Request
+) -> CollectionOut:
     """Create a collection."""
+    check_collection_access(request, body.name, write=True)
     services.collections.create(body.name)
     return collection_out(services.collections.info(body.name))
 
 
 @router.get("/collections", response_model=CollectionList, responses=problems())
-def list_collections(services: ServicesDep) -> CollectionList:
-    """List collections."""
-    return CollectionList(collections=[collection_out(c) for c in services.collections.list()])
+def list_collections(services: ServicesDep, request: Request) -> CollectionList:
+    """List collections (those the API key may use)."""
+    infos = services.collections.list()
+    visible = set(visible_collections(request, [c.name for c in infos]))
+    return CollectionList(collections=[collection_out(c) for c in infos if c.name in visible])
 
 
 @router.get("/collections/{name}", response_model=CollectionOut, responses=problems(404))

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
-from ingest.pipeline import FileResult
 
 from app.deps import ServicesDep
 from app.errors import STATUS_BY_ERROR, problem
+from app.metrics import Metrics
 from app.routers.jobs import file_result_out, job_out
 from app.schemas import (
     ChunkList,
@@ -24,6 +24,7 @@ from app.schemas import (
 from app.services.jobs import Job
 from core import errors
 from core.errors import InvalidRequest, LimitExceeded
+from ingest.pipeline import FileResult
 from vectorstores.base import Chunk, DocumentRecord
 
 router = APIRouter(tags=["documents"])
@@ -124,9 +125,12 @@ def upload_documents(
     if len(files) > limit:
         raise LimitExceeded(f"{len(files)} files in one upload; at most {limit} are accepted")
     staged = services.documents.stage((f.filename, f.file) for f in files)
+    metrics = services.extras.get("metrics")
 
     def run(job: Job | None = None) -> list[FileResult]:
         def file_done(result: FileResult) -> None:
+            if isinstance(metrics, Metrics):
+                metrics.observe_ingest(result.status, result.chunk_count, result.error_type)
             if job is not None:
                 job.results.append(result)
                 job.files_done += 1

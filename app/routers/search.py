@@ -36,6 +36,9 @@ def search(name: str, body: SearchRequest, services: ServicesDep) -> SearchRespo
         filter=body.filter,
         score_threshold=body.score_threshold,
         mode=body.mode,
+        mmr=body.mmr,
+        mmr_lambda=body.mmr_lambda,
+        rerank=body.rerank,
     )
     return SearchResponse(
         query=body.query, mode=outcome.mode, hits=[hit_out(h) for h in outcome.hits]

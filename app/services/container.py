@@ -6,17 +6,23 @@ import logging
 from dataclasses import dataclass, field
 
 from ingest.embedders import create_embedder
+from ingest.embedding_cache import EmbeddingCache
 from ingest.pipeline import IngestPipeline
 
 from app.settings import Settings
 from ingest.base import Embedder
 from ingest.loaders import LoadLimits
 from llms.base import Generator
+from llms.queue import GenerationGate
+from llms.registry import create_generator
+from prompts.templates import TemplateRegistry
 from vectorstores.registry import create_client
 
+from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
 from .documents import DocumentService
 from .jobs import JobManager
+from .keywords import KeywordIndexes
 from .search import SearchService
 
 log = logging.getLogger(__name__)
@@ -41,12 +47,16 @@ class Services:
     documents: DocumentService
     search: SearchService
     jobs: JobManager
+    answers: AnswerService
+    generators: GeneratorHolder
     extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
-        """Finish running jobs and close the stores."""
+        """Finish running jobs, close the stores and release the model."""
         self.jobs.close()
+        self.search.close()
         self.collections.close()
+        self.generators.close()
 
 
 def load_limits(settings: Settings) -> LoadLimits:
@@ -61,9 +71,25 @@ def load_limits(settings: Settings) -> LoadLimits:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """Load the configured embedding model."""
+    """Load the configured embedding model (an onnx-int8 export is cached under the data dir)."""
     emb = settings.embedding
-    return create_embedder(emb.model, device=emb.device, backend=emb.backend)
+    return create_embedder(
+        emb.model,
+        device=emb.device,
+        backend=emb.backend,
+        batch_tokens=emb.batch_tokens,
+        cache_dir=settings.data_dir / "cache",
+    )
+
+
+def build_embedding_cache(settings: Settings) -> EmbeddingCache | None:
+    """Open the persistent embedding cache, if enabled."""
+    emb = settings.embedding
+    if not emb.cache:
+        return None
+    return EmbeddingCache(
+        settings.data_dir / "cache" / "embeddings.sqlite3", max_bytes=int(emb.cache_max_mb * MB)
+    )
 
 
 def build_pipeline(settings: Settings, embedder: Embedder) -> IngestPipeline:
@@ -73,6 +99,7 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> IngestPipeline:
         chunk_size=settings.ingest.chunk_size,
         chunk_overlap=settings.ingest.chunk_overlap,
         limits=load_limits(settings),
+        cache=build_embedding_cache(settings),
     )
 
 
@@ -86,6 +113,47 @@ def build_collections(settings: Settings, embedder: Embedder) -> CollectionServi
     return collections
 
 
+def build_generators(settings: Settings, generator: Generator | None = None) -> GeneratorHolder:
+    """A holder that loads the configured answering model once (or serves ``generator``)."""
+
+    def factory() -> Generator:
+        if generator is not None:
+            return generator
+        return create_generator(settings.llm.model_dump(), cache_dir=settings.data_dir / "models")
+
+    return GeneratorHolder(factory, settings.llm.backend)
+
+
+def build_search(
+    settings: Settings, collections: CollectionService, embedder: Embedder
+) -> SearchService:
+    """Create the search service: keyword indexes under ``data_dir/bm25``, the reranker."""
+    from ingest.rerankers import create_reranker
+    from vectorstores.bm25 import KeywordTokenizer
+
+    retrieval = settings.retrieval
+    keywords = KeywordIndexes(
+        collections,
+        KeywordTokenizer(
+            stopwords=retrieval.keyword_stopwords, stemmer=retrieval.keyword_stemmer or None
+        ),
+        settings.data_dir / "bm25",
+        check_interval_s=retrieval.keyword_check_interval_s,
+    )
+    return SearchService(
+        collections,
+        embedder,
+        default_mode=retrieval.mode,
+        max_top_k=retrieval.max_top_k,
+        keywords=keywords,
+        reranker=create_reranker(retrieval.reranker, device=settings.embedding.device),
+        rrf_k=retrieval.rrf_k,
+        candidates=retrieval.candidates,
+        rerank_candidates=retrieval.rerank_candidates,
+        mmr_candidates=retrieval.mmr_candidates,
+    )
+
+
 def build_services(settings: Settings, components: Components | None = None) -> Services:
     """Build every component; slow (loads models), so the lifespan runs it off the loop."""
     components = components or Components()
@@ -93,17 +161,25 @@ def build_services(settings: Settings, components: Components | None = None) -> 
     embedder = components.embedder or build_embedder(settings)
     collections = build_collections(settings, embedder)
     pipeline = build_pipeline(settings, embedder)
+    search = build_search(settings, collections, embedder)
+    # Rebuild missing or stale keyword indexes in the background, not on the first search.
+    search.keywords.warm(info.name for info in collections.list())
     documents = DocumentService(
         collections,
         pipeline,
         upload_dir=settings.data_dir / "uploads",
         max_file_bytes=int(settings.ingest.max_file_mb * MB),
+        on_change=search.changed,
     )
-    search = SearchService(
-        collections,
-        embedder,
-        default_mode=settings.retrieval.mode,
-        max_top_k=settings.retrieval.max_top_k,
+    generators = build_generators(settings, components.generator)
+    if settings.llm.load_at_startup:
+        generators.get()
+    answers = AnswerService(
+        search,
+        generators,
+        TemplateRegistry.from_settings(settings.prompts),
+        GenerationGate(settings.llm.concurrency, settings.llm.queue_size),
+        settings,
     )
     log.info(
         "ready: embedder %s (%d-d), vector store %s at %s",
@@ -119,4 +195,6 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         documents=documents,
         search=search,
         jobs=JobManager(),
+        answers=answers,
+        generators=generators,
     )

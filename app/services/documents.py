@@ -52,7 +52,10 @@ class DocumentService:
         pipeline: IngestPipeline,
         upload_dir: Path,
         max_file_bytes: int,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
+        # on_change(collection) runs after every write, to keep derived indexes (BM25) in step.
+        self._on_change = on_change
         self._collections = collections
         self._pipeline = pipeline
         self._upload_dir = upload_dir
@@ -103,14 +106,19 @@ class DocumentService:
         on_file_done: Callable[[FileResult], None] | None = None,
         on_chunks: Callable[[int], None] | None = None,
     ) -> list[FileResult]:
-        """Ingest staged files into a collection; each file succeeds or fails on its own."""
+        """Ingest staged files into a collection; each file succeeds or fails on its own.
+
+        The staged files go through ``IngestPipeline.ingest_many`` together, so the next files
+        are parsed while the current ones embed; results come back in upload order.
+        """
         store = self._collections.get(collection)
-        results: list[FileResult] = []
+        results: dict[int, FileResult] = {}
+        ready = [(i, item.path, item.filename) for i, item in enumerate(staged) if item.path]
         try:
-            for item in staged:
+            for i, item in enumerate(staged):
                 if item.path is None:
                     assert item.error is not None
-                    result = FileResult(
+                    results[i] = FileResult(
                         source=item.filename,
                         document_id=document_id_for(item.filename) if item.filename else "",
                         status="failed",
@@ -118,25 +126,24 @@ class DocumentService:
                         error=item.error.message,
                         error_type=type(item.error).__name__,
                     )
-                else:
-                    result = self._pipeline.ingest_file(
-                        store,
-                        item.path,
-                        source=item.filename,
-                        metadata=dict(metadata) if metadata else None,
-                        chunk_size=chunk_size,
-                        chunk_overlap=chunk_overlap,
-                        progress=on_chunks,
-                    )
-                    item.path.unlink(missing_ok=True)
-                results.append(result)
-                if on_file_done is not None:
-                    on_file_done(result)
+                    if on_file_done is not None:
+                        on_file_done(results[i])
+            ingested = self._pipeline.ingest_many(
+                store,
+                [(path, name) for _, path, name in ready],
+                metadata=dict(metadata) if metadata else None,
+                chunk_size=chunk_size,
+                chunk_overlap=chunk_overlap,
+                progress=on_chunks,
+                on_file_done=on_file_done,
+                isolate_errors=False,
+            )
+            results.update((i, r) for (i, _, _), r in zip(ready, ingested, strict=True))
         finally:
             for item in staged:
                 if item.path is not None:
                     item.path.unlink(missing_ok=True)
-        return results
+        return [results[i] for i in sorted(results)]
 
     def list(
         self, collection: str, filter: Filter | None, limit: int, offset: int
@@ -166,3 +173,5 @@ class DocumentService:
         """Delete a document and every chunk of it."""
         if not self._collections.get(collection).delete_document(document_id):
             raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")
+        if self._on_change is not None:
+            self._on_change(collection)

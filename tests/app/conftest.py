@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,15 +13,22 @@ from app.main import create_app
 from app.services.container import Components
 from app.settings import Settings
 from ingest.base import Embedder
+from llms.base import Generator
 from tests.fakes import HashEmbedder
 
-ClientFactory = Callable[..., "contextmanager[TestClient]"]
-
-
 @contextmanager
-def running_app(settings: Settings, embedder: Embedder | None = None) -> Iterator[TestClient]:
-    """A TestClient over ``create_app(settings)``, with the services loaded."""
-    app = create_app(settings, Components(embedder=embedder))
+def running_app(
+    settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None
+) -> Iterator[TestClient]:
+    """A TestClient over ``create_app(settings)``, with the services loaded.
+
+    Without a ``generator`` the answering model is not loaded at start-up.
+    """
+    if generator is None:
+        settings = settings.model_copy(
+            update={"llm": settings.llm.model_copy(update={"load_at_startup": False})}
+        )
+    app = create_app(settings, Components(embedder=embedder, generator=generator))
     with TestClient(app) as client:
         app.state.loader.wait(timeout=300)
         yield client

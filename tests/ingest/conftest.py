@@ -33,3 +33,14 @@ def store(embedder: HashEmbedder) -> MemoryStore:
 @pytest.fixture
 def pipeline(embedder: HashEmbedder, limits: LoadLimits) -> IngestPipeline:
     return IngestPipeline(embedder, chunk_size=64, chunk_overlap=8, limits=limits)
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The bundled model in float32, the reference the other backends are compared with.
+
+    (``auto`` may pick bfloat16, whose rows move by ~1e-3 with the batch they are padded in.)
+    """
+    from ingest.embedders import create_embedder
+
+    return create_embedder("all-MiniLM-L6-v2", backend="float32")

@@ -1,0 +1,44 @@
+"""Prompt templates and prompt previews."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from app.deps import ServicesDep
+from app.routers.answers import answer_request
+from app.schemas import (
+    ChatMessage,
+    CitationOut,
+    PreviewResponse,
+    PromptInfoOut,
+    PromptList,
+    PromptPreviewRequest,
+    problems,
+)
+from app.services.answers import citations_for
+
+router = APIRouter(tags=["prompts"])
+
+
+@router.get("/prompts", response_model=PromptList, responses=problems())
+def list_prompts(services: ServicesDep) -> PromptList:
+    """List prompt templates and their parameters."""
+    infos = services.answers.registry.list()
+    return PromptList(prompts=[PromptInfoOut(**info.to_dict()) for info in infos])
+
+
+@router.post("/prompts/preview", response_model=PreviewResponse, responses=problems(404, 413))
+async def preview_prompt(body: PromptPreviewRequest, services: ServicesDep) -> PreviewResponse:
+    """Render the messages and budget report a query would use, without calling a model."""
+    request = answer_request(body)
+    prepared = await asyncio.to_thread(services.answers.prepare, body.collection, request)
+    packed = prepared.packed
+    return PreviewResponse(
+        messages=[ChatMessage(role=m["role"], content=m["content"]) for m in packed.messages],
+        usage=packed.report.to_dict(),
+        citations=[CitationOut(**asdict(c)) for c in citations_for(prepared, "")],
+        template=packed.template,
+    )

@@ -1,0 +1,318 @@
+"""Answering: retrieve, pack the prompt into the model's window, generate, cite."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.settings import Settings
+from core.errors import InvalidRequest, LimitExceeded
+from llms.base import Completion, GenerationParams, Generator
+from llms.queue import GenerationGate, iterate_in_thread
+from prompts.budget import PackedPrompt
+from prompts.render import build_prompt, extract_final_answer
+from prompts.templates import TemplateRegistry
+from prompts.tokenizers import HFTokenizer, Tokenizer, tokenizer_for
+from vectorstores.base import Filter, Hit
+
+from .search import SearchService
+
+CITATION_MARK = re.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """Per-request model options; None keeps the server's default."""
+
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """A question and how to answer it."""
+
+    question: str
+    strategy: str | None = None
+    role: str | None = None
+    examples: Sequence[Mapping[str, Any]] | None = None
+    history: Sequence[Mapping[str, Any]] = ()
+    top_k: int | None = None
+    filter: Filter | None = None
+    mode: str | None = None
+    params: Mapping[str, str] | None = None
+    llm: LLMOptions = field(default_factory=LLMOptions)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A chunk that was in the prompt, numbered as the model saw it."""
+
+    number: int
+    chunk_id: str
+    document_id: str
+    filename: str
+    page: int | None
+    heading_path: str
+    score: float
+    quote: str
+    cited: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything decided before the model runs."""
+
+    packed: PackedPrompt
+    hits: list[Hit]
+    params: GenerationParams
+    retrieval_s: float
+    started: float
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """A finished answer with its evidence and accounting."""
+
+    answer: str
+    reasoning: str | None
+    citations: list[Citation]
+    usage: dict[str, Any]
+    timings: dict[str, float]
+    model: str
+    finish_reason: str
+
+
+class GeneratorHolder:
+    """Loads the answering model once, at start-up or on first use."""
+
+    def __init__(self, factory: Callable[[], Generator], backend: str) -> None:
+        self._factory = factory
+        self._generator: Generator | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._lock = threading.Lock()
+        self.backend = backend
+
+    def get(self) -> Generator:
+        """Return the generator, loading it first if needed."""
+        if self._generator is None:
+            with self._lock:
+                if self._generator is None:
+                    self._generator = self._factory()
+        return self._generator
+
+    def tokenizer(self) -> Tokenizer:
+        """The prompt tokenizer of the generator: its own when it has one, else by backend."""
+        if self._tokenizer is None:
+            generator = self.get()
+            own = getattr(generator, "prompt_tokenizer", None)
+            hf = getattr(generator, "tokenizer", None)
+            if own is not None:
+                self._tokenizer = own
+            elif hf is not None and hasattr(hf, "apply_chat_template"):
+                self._tokenizer = HFTokenizer(hf, name=generator.model_name)
+            else:
+                self._tokenizer = tokenizer_for(self.backend, generator.model_name)
+        return self._tokenizer
+
+    def close(self) -> None:
+        """Release the model."""
+        if self._generator is not None:
+            self._generator.close()
+
+
+class AnswerService:
+    """Retrieval-augmented answering over a collection."""
+
+    def __init__(
+        self,
+        search: SearchService,
+        generators: GeneratorHolder,
+        registry: TemplateRegistry,
+        gate: GenerationGate,
+        settings: Settings,
+    ) -> None:
+        self._search = search
+        self._generators = generators
+        self._registry = registry
+        self.gate = gate
+        self._settings = settings
+
+    @property
+    def registry(self) -> TemplateRegistry:
+        """The prompt templates."""
+        return self._registry
+
+    def model_name(self) -> str:
+        """The answering model's name (loads it if needed)."""
+        return self._generators.get().model_name
+
+    def _check(self, request: AnswerRequest) -> None:
+        limits = self._settings.security
+        if len(request.question) > limits.max_question_chars:
+            raise LimitExceeded(
+                f"the question is {len(request.question)} characters; at most "
+                f"{limits.max_question_chars} are accepted (RAG_SECURITY__MAX_QUESTION_CHARS)"
+            )
+        if len(request.history) > limits.max_history_messages:
+            raise LimitExceeded(
+                f"{len(request.history)} history messages; at most "
+                f"{limits.max_history_messages} are accepted (RAG_SECURITY__MAX_HISTORY_MESSAGES)"
+            )
+        wanted = request.llm.model
+        if wanted and self._generators.backend == "hf_local" and wanted != self.model_name():
+            raise InvalidRequest(
+                f"model '{wanted}' is not loaded; this server answers with "
+                f"'{self.model_name()}' (leave llm.model out to use it)"
+            )
+
+    def prepare(self, collection: str, request: AnswerRequest) -> Prepared:
+        """Retrieve and pack the prompt (blocking; no model call)."""
+        started = time.perf_counter()
+        self._check(request)
+        if not request.question.strip():
+            raise InvalidRequest("the question is empty; ask something")
+        generator = self._generators.get()
+        llm = self._settings.llm
+        max_new = request.llm.max_tokens or llm.max_new_tokens
+        top_k = request.top_k or self._settings.retrieval.top_k
+        outcome = self._search.search(
+            collection, request.question, top_k=top_k, filter=request.filter, mode=request.mode
+        )
+        retrieval_s = time.perf_counter() - started
+        window = llm.context_window or generator.context_window
+        if max_new >= window:
+            raise InvalidRequest(
+                f"max_tokens {max_new} leaves no room for a prompt in the model's "
+                f"{window}-token window; ask for fewer"
+            )
+        packed = build_prompt(
+            request.question,
+            outcome.hits,
+            tokenizer=self._generators.tokenizer(),
+            window=window,
+            max_new_tokens=max_new,
+            registry=self._registry,
+            strategy=request.strategy or self._settings.prompts.default_strategy,
+            history=request.history,
+            examples=request.examples,
+            role=request.role,
+            params=request.params,
+            overflow=self._settings.prompts.overflow,
+        )
+        temperature = (
+            llm.temperature if request.llm.temperature is None else request.llm.temperature
+        )
+        params = GenerationParams(max_new_tokens=max_new, temperature=temperature)
+        return Prepared(packed, outcome.hits, params, retrieval_s, started)
+
+    def finish(
+        self, prepared: Prepared, text: str, completion: Completion | None, generation_s: float
+    ) -> AnswerResult:
+        """Extract the answer, attach citations and usage."""
+        reasoning: str | None = None
+        answer = text.strip()
+        if prepared.packed.reasoning:
+            answer, reasoning = extract_final_answer(text)
+        completion_tokens = (
+            completion.completion_tokens
+            if completion is not None
+            else self._generators.tokenizer().count(text)
+        )
+        report = prepared.packed.report
+        usage = {
+            **report.to_dict(),
+            "completion_tokens": completion_tokens,
+            "total_tokens": report.prompt_tokens + completion_tokens,
+        }
+        total_s = time.perf_counter() - prepared.started
+        timings = {
+            "retrieval_ms": round(prepared.retrieval_s * 1000, 1),
+            "generation_ms": round(generation_s * 1000, 1),
+            "total_ms": round(total_s * 1000, 1),
+        }
+        return AnswerResult(
+            answer=answer,
+            reasoning=reasoning,
+            citations=citations_for(prepared, answer),
+            usage=usage,
+            timings=timings,
+            model=self._generators.get().model_name,
+            finish_reason=completion.finish_reason if completion is not None else "stop",
+        )
+
+    def answer_sync(self, collection: str, request: AnswerRequest) -> AnswerResult:
+        """Answer on the calling thread (command line, evaluation)."""
+        prepared = self.prepare(collection, request)
+        t0 = time.perf_counter()
+        completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
+        return self.finish(prepared, completion.text, completion, time.perf_counter() - t0)
+
+    async def answer(self, collection: str, request: AnswerRequest) -> AnswerResult:
+        """Answer off the event loop, holding a slot of the generation queue."""
+        prepared = await asyncio.to_thread(self.prepare, collection, request)
+        async with self.gate.slot():
+            t0 = time.perf_counter()
+            completion = await asyncio.to_thread(
+                self._generators.get().generate, prepared.packed.messages, prepared.params
+            )
+            generation_s = time.perf_counter() - t0
+        return self.finish(prepared, completion.text, completion, generation_s)
+
+    async def open_stream(
+        self, collection: str, request: AnswerRequest
+    ) -> AsyncIterator[str | AnswerResult]:
+        """Prepare and take a queue slot now (errors raise here), then stream.
+
+        The returned iterator yields text deltas, then one ``AnswerResult``.
+        """
+        prepared = await asyncio.to_thread(self.prepare, collection, request)
+        slot = self.gate.slot()
+        await slot.__aenter__()
+        generator = self._generators.get()
+
+        async def events() -> AsyncIterator[str | AnswerResult]:
+            try:
+                t0 = time.perf_counter()
+                parts: list[str] = []
+                async for delta in iterate_in_thread(
+                    lambda: generator.stream(prepared.packed.messages, prepared.params)
+                ):
+                    parts.append(delta)
+                    yield delta
+                generation_s = time.perf_counter() - t0
+                yield self.finish(prepared, "".join(parts), None, generation_s)
+            finally:
+                await slot.__aexit__(None, None, None)
+
+        return events()
+
+
+def citations_for(prepared: Prepared, answer: str) -> list[Citation]:
+    """Number the prompt's chunks as the model saw them; mark those the answer cites."""
+    scores = {hit.chunk.id: hit.score for hit in prepared.hits}
+    cited = {int(m) for m in CITATION_MARK.findall(answer)}
+    out: list[Citation] = []
+    for number, chunk in enumerate(prepared.packed.chunks, 1):
+        meta = chunk.metadata
+        page = meta.get("page")
+        out.append(
+            Citation(
+                number=number,
+                chunk_id=chunk.id,
+                document_id=str(meta.get("document_id", chunk.id.rsplit(":", 1)[0])),
+                filename=str(meta.get("source", "")),
+                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
+                heading_path=str(meta.get("heading_path", "")),
+                score=scores.get(chunk.id, 0.0),
+                quote=chunk.text,
+                cited=number in cited,
+            )
+        )
+    return out

@@ -1,0 +1,301 @@
+"""Ingestion speed: ragserver vs the plain LangChain pipeline, and the embedding backends.
+
+Usage::
+
+    .venv/bin/python bench/bench_ingest.py [--pages N] [--backend-chunks 256]
+        [--skip-langchain] [--skip-backends] [--out bench/results/ingest.md]
+
+Three phases, each in its own subprocess (so each peak RSS, ``VmHWM``, is its own):
+
+* ``backends``: embeds the same ``--backend-chunks`` real corpus chunks with float32, bfloat16
+  and onnx-int8 (after a warm-up batch; the int8 export is made first and not timed); reports
+  chunks/s, the speed-up over float32 and the cosine to float32 (min and mean).
+* ``ours``: a fresh data dir; the server's own components built from default ``Settings``
+  (``auto`` backend, embedding cache on, FAISS store): ``ingest_many`` over the corpus files,
+  then ``persist()``: from files to a searchable store. Then the unchanged corpus again. Then
+  the 40 dev questions (top 10 by ``embed_query`` + ``store.search``).
+* ``langchain``: ``bench/langchain_baseline.py``: same pages, RecursiveCharacterTextSplitter
+  1000/150, the same MiniLM in float32, LangChain's FAISS; then the same questions.
+
+Model loading is outside the timed ingestion in both. The report gives ratios measured in the
+same run, since absolute numbers move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident set size (VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def log(line: str) -> None:
+    print(f"[bench_ingest {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def corpus(pages: int | None) -> list[tuple[Path, str]]:
+    from bench.corpus import corpus_files, load_questions
+
+    files = corpus_files()
+    if pages is None or pages >= len(files):
+        return files
+    needed = {q["source"] for q in load_questions()}
+    ordered = [f for f in files if f[1] in needed] + [f for f in files if f[1] not in needed]
+    return sorted(ordered[:pages], key=lambda f: f[1])
+
+
+def evaluate(retrieve: Any) -> dict[str, float]:
+    from app.services.evaluation import evaluate as run_eval
+    from app.services.evaluation import load_questions
+    from bench.corpus import QUESTIONS
+
+    report = run_eval(load_questions(QUESTIONS), retrieve)
+    metrics: dict[str, float] = report.metrics.as_dict()
+    return metrics
+
+
+def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from ingest.chunking import chunk_document, document_id_for, embedding_text
+    from ingest.embedders import create_embedder
+    from ingest.limits import LoadLimits
+    from ingest.loaders import load_file
+
+    reference = create_embedder("all-MiniLM-L6-v2", backend="float32")
+    texts: list[str] = []
+    for path, source in corpus(None)[::7]:
+        document = load_file(path, source, LoadLimits())
+        chunks = chunk_document(
+            document, document_id_for(source), reference.chunk_tokenizer,  # type: ignore[attr-defined]
+            chunk_size=200, chunk_overlap=30,
+        )  # fmt: skip
+        texts += [embedding_text(c) for c in chunks[:6]]
+        if len(texts) >= args.backend_chunks:
+            break
+    texts = texts[: args.backend_chunks]
+    tokens = sum(reference.count_tokens(t) for t in texts) / len(texts)
+    cache_dir = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    embedders = {
+        "float32": reference,
+        "bfloat16": create_embedder("all-MiniLM-L6-v2", backend="bfloat16"),
+        "onnx-int8": create_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=cache_dir),
+    }
+    out: dict[str, Any] = {"chunks": len(texts), "mean_tokens": tokens, "rows": {}}
+    vectors: dict[str, Any] = {}
+    for name, embedder in embedders.items():
+        embedder.embed(texts[:16])  # warm-up
+    for _round in range(args.rounds):  # alternate, so load changes hit every backend alike
+        for name, embedder in embedders.items():
+            started = time.perf_counter()
+            vectors[name] = embedder.embed(texts)
+            seconds = time.perf_counter() - started
+            best = out["rows"].setdefault(name, {"seconds": seconds})
+            best["seconds"] = min(best["seconds"], seconds)
+    for name, row in out["rows"].items():
+        cosines = (vectors[name] * vectors["float32"]).sum(axis=1)
+        row["chunks_per_s"] = len(texts) / row["seconds"]
+        row["speedup"] = out["rows"]["float32"]["seconds"] / row["seconds"]
+        row["cos_min"] = float(np.min(cosines))
+        row["cos_mean"] = float(np.mean(cosines))
+    from ingest.backends import resolve_backend
+
+    out["auto"] = resolve_backend("auto")
+    return out
+
+
+def phase_ours(args: argparse.Namespace) -> dict[str, Any]:
+    from app.services.container import build_embedder, build_pipeline
+    from app.settings import Settings
+    from vectorstores.registry import create_client
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    settings = Settings(data_dir=data_dir)
+    files = corpus(args.pages)
+    embedder = build_embedder(settings)
+    pipeline = build_pipeline(settings, embedder)
+    vs = settings.vectorstore
+    client = create_client("faiss", data_dir, vs.faiss.model_dump())
+    store = client.create_collection("bench", embedder.model_name, embedder.dimension)
+    rss_loaded = peak_rss_mb()
+    log(f"ours: {len(files)} pages, backend {getattr(embedder, 'backend', '?')}")
+    started = time.perf_counter()
+    results = pipeline.ingest_many(store, files)
+    store.persist()
+    first = time.perf_counter() - started
+    failed = [r.source for r in results if r.status == "failed"]
+    log(f"ours: first ingestion {first:.1f} s, {store.count()} chunks, failed {failed}")
+    started = time.perf_counter()
+    again = pipeline.ingest_many(store, files)
+    store.persist()
+    second = time.perf_counter() - started
+    unchanged = sum(r.status == "unchanged" for r in again)
+    log(f"ours: re-ingestion {second:.3f} s ({unchanged} unchanged)")
+
+    def retrieve(question: str) -> list[str]:
+        hits = store.search(embedder.embed_query(question), top_k=10)
+        return [str(h.chunk.metadata["source"]) for h in hits]
+
+    metrics = evaluate(retrieve)
+    client.close()
+    return {
+        "pages": len(files),
+        "backend": getattr(embedder, "backend", "?"),
+        "chunks": sum(r.chunk_count for r in results),
+        "failed": failed,
+        "first_s": first,
+        "reingest_s": second,
+        "unchanged": unchanged,
+        "metrics": metrics,
+        "rss_loaded_mb": rss_loaded,
+        "rss_peak_mb": peak_rss_mb(),
+    }
+
+
+def phase_langchain(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.langchain_baseline import (
+        build_langchain_index,
+        langchain_embeddings,
+        langchain_search,
+    )
+
+    files = corpus(args.pages)
+    embeddings = langchain_embeddings()
+    rss_loaded = peak_rss_mb()
+    log(f"langchain: {len(files)} pages")
+    vectorstore, stats = build_langchain_index(files, embeddings, log=log)
+    log(f"langchain: {stats.total_seconds:.1f} s, {stats.chunks} chunks")
+    metrics = evaluate(lambda q: langchain_search(vectorstore, q, k=10))
+    return {
+        "pages": stats.pages,
+        "chunks": stats.chunks,
+        "first_s": stats.total_seconds,
+        "load_s": stats.load_seconds,
+        "split_s": stats.split_seconds,
+        "embed_s": stats.embed_seconds,
+        "index_s": stats.index_seconds,
+        "metrics": metrics,
+        "rss_loaded_mb": rss_loaded,
+        "rss_peak_mb": peak_rss_mb(),
+    }
+
+
+PHASES = {"backends": phase_backends, "ours": phase_ours, "langchain": phase_langchain}
+
+
+def run_phase(name: str, argv: list[str]) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--phase", name, *argv]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def metric_cells(m: dict[str, float]) -> str:
+    return f"{m['hit@1']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f}"
+
+
+def render(results: dict[str, Any], command: str) -> str:
+    lines = ["## Ingestion speed", "", f"Command: `{command}`", ""]
+    lines += [f"CPU: {os.cpu_count()} cores; load average at the end: {os.getloadavg()[0]:.1f}", ""]
+    backends = results.get("backends")
+    if backends:
+        lines += [
+            f"### Embedding backends ({backends['chunks']} corpus chunks, "
+            f"{backends['mean_tokens']:.0f} tokens on average; `auto` = {backends['auto']})",
+            "",
+            "| backend | chunks/s | speed-up vs float32 | cosine to float32 (min / mean) |",
+            "|---|---:|---:|---:|",
+        ]
+        for name, row in backends["rows"].items():
+            lines.append(
+                f"| {name} | {row['chunks_per_s']:.1f} | {row['speedup']:.2f}x | "
+                f"{row['cos_min']:.4f} / {row['cos_mean']:.4f} |"
+            )
+        lines.append("")
+    ours, lc = results.get("ours"), results.get("langchain")
+    if ours:
+        lines += [
+            f"### Whole corpus ({ours['pages']} pages), files to a searchable store",
+            "",
+            "| pipeline | chunks | seconds | hit@1 | hit@5 | MRR@10 | peak RSS (MB) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+            f"| ragserver ({ours['backend']}, cache on) | {ours['chunks']} | "
+            f"{ours['first_s']:.1f} | {metric_cells(ours['metrics'])} | {ours['rss_peak_mb']:.0f} |",
+        ]
+        if lc:
+            lines.append(
+                f"| LangChain baseline (float32) | {lc['chunks']} | {lc['first_s']:.1f} | "
+                f"{metric_cells(lc['metrics'])} | {lc['rss_peak_mb']:.0f} |"
+            )
+        lines += [
+            "",
+            f"- re-ingesting the unchanged corpus: {ours['reingest_s']:.2f} s "
+            f"({ours['unchanged']} unchanged), **{ours['first_s'] / ours['reingest_s']:.0f}x** "
+            "faster than the first ingestion (target >= 50x)",
+        ]
+        if lc:
+            ratio = ours["first_s"] / lc["first_s"]
+            lines.append(
+                f"- first ingestion, ours / LangChain: **{ratio:.2f}** "
+                f"(LangChain {lc['first_s'] / ours['first_s']:.2f}x slower; target <= 0.33); "
+                f"LangChain's stages: load {lc['load_s']:.1f} s, split {lc['split_s']:.1f} s, "
+                f"embed {lc['embed_s']:.1f} s, index {lc['index_s']:.1f} s"
+            )
+        if ours["failed"]:
+            lines.append(f"- failed files: {', '.join(ours['failed'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--pages", type=int, help="N pages, question pages first (smoke run)")
+    parser.add_argument("--backend-chunks", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=2, help="backend timing rounds (best)")
+    parser.add_argument("--skip-langchain", action="store_true")
+    parser.add_argument("--skip-backends", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.md"))
+    args = parser.parse_args(argv)
+    if args.phase:
+        print(json.dumps(PHASES[args.phase](args)))
+        return 0
+    passed = [f"--backend-chunks={args.backend_chunks}", f"--rounds={args.rounds}"]
+    if args.pages:
+        passed.append(f"--pages={args.pages}")
+    results: dict[str, Any] = {}
+    if not args.skip_backends:
+        results["backends"] = run_phase("backends", passed)
+    if not args.skip_langchain:
+        results["langchain"] = run_phase("langchain", passed)
+    results["ours"] = run_phase("ours", passed)
+    command = " ".join(["bench/bench_ingest.py", *(argv if argv is not None else sys.argv[1:])])
+    report = render(results, command.strip())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report + "\n", encoding="utf-8")
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

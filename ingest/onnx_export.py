@@ -1,0 +1,200 @@
+"""The ``onnx-int8`` backend: export a sentence-transformers model to ONNX once, quantise, run.
+
+sentence-transformers' own ONNX backend needs ``optimum``, which does not install beside
+sentence-transformers 6, so the model is exported directly: ``torch.onnx.export`` (the
+TorchScript exporter, no ``onnxscript`` needed) of the transformer plus mean pooling and L2
+normalisation, then ``onnxruntime.quantization.quantize_dynamic`` with per-channel int8 weights
+on the MatMuls only (quantising the embedding table and using per-tensor scales both pulled
+the cosine to float32 below 0.9 on real text; this keeps it at about 0.99).
+
+The file is made once per model and cached as ``<cache_dir>/onnx/<name>-<key>.int8.onnx``; the
+key hashes the model folder's files (name, size, mtime), the torch and onnxruntime versions and
+the recipe, so a changed model or library makes a new file. It is built in a temporary folder
+beside it and moved into place with ``os.replace`` under an ``flock``, so concurrent processes
+build it once and nobody ever reads half a file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.errors import ConfigurationError
+
+__all__ = ["RECIPE", "OnnxSession", "export_int8", "onnx_cache_key"]
+
+logger = logging.getLogger(__name__)
+
+RECIPE = "mean-pool-l2/opset17/int8-matmul-per-channel/v1"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def onnx_cache_key(model_dir: Path) -> str:
+    """Hash what the exported file depends on: the model's files, the libraries, the recipe."""
+    import onnxruntime
+    import torch
+
+    digest = hashlib.sha256(f"{RECIPE}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            rel = path.relative_to(model_dir).as_posix()
+            digest.update(f"|{rel}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _pooled_module(st_model: Any) -> Any:
+    """Wrap the model's transformer with mean pooling and L2 normalisation, for export."""
+    import torch
+
+    modules = list(st_model)
+    pooling = modules[1] if len(modules) > 1 else None
+    # sentence-transformers 6 names it pooling_mode="mean"; older ones a boolean flag.
+    mode = getattr(pooling, "pooling_mode", None)
+    mean = mode == "mean" or getattr(pooling, "pooling_mode_mean_tokens", None) is True
+    if pooling is None or not mean:
+        raise ConfigurationError(
+            "the onnx-int8 embedding backend supports mean-pooled sentence-transformers models "
+            "only; use RAG_EMBEDDING__BACKEND=float32 or bfloat16 for this model"
+        )
+    transformer = modules[0].auto_model
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return Pooled().eval()
+
+
+def _export(st_model: Any, target: Path) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    module = _pooled_module(st_model)
+    sample = st_model.tokenizer(
+        ["an example sentence", "another, longer example sentence to export"],
+        padding=True,
+        return_tensors="pt",
+    )
+    args = tuple(
+        sample[name] if name in sample else torch.zeros_like(sample["input_ids"])
+        for name in _INPUTS
+    )
+    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
+    float_path = target.with_name("float32.onnx")
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings, expected here
+        torch.onnx.export(
+            module,
+            args,
+            str(float_path),
+            input_names=list(_INPUTS),
+            output_names=["embedding"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    quantize_dynamic(
+        str(float_path),
+        str(target),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+        per_channel=True,
+    )
+
+
+def export_int8(st_model: Any, model_dir: Path, cache_dir: Path, name: str) -> Path:
+    """Return the cached int8 ONNX file of ``st_model``, exporting it first if needed.
+
+    Args:
+        st_model: The float32 ``SentenceTransformer`` (on the CPU).
+        model_dir: Its folder, whose files key the cache.
+        cache_dir: Where exports are kept (``<data_dir>/cache``); ``onnx/`` is made under it.
+        name: The model's name, for the file name.
+
+    Raises:
+        ConfigurationError: the model is not mean-pooled, or the export failed.
+    """
+    folder = cache_dir / "onnx"
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[-60:] or "model"
+    key = onnx_cache_key(model_dir)
+    final = folder / f"{slug}-{key}.int8.onnx"
+    if final.is_file():
+        return final
+    with _exclusive(folder / f"{slug}-{key}.lock"):
+        if final.is_file():  # another process made it while this one waited
+            return final
+        logger.info("exporting %s to int8 ONNX (once) at %s", name, final)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
+            made = Path(tmp) / "int8.onnx"
+            try:
+                _export(st_model, made)
+            except ConfigurationError:
+                raise
+            except Exception as exc:  # torch and onnxruntime raise many kinds
+                raise ConfigurationError(
+                    f"exporting {name} to ONNX failed ({exc}); use RAG_EMBEDDING__BACKEND="
+                    "float32 or bfloat16"
+                ) from exc
+            with made.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(made, final)
+    return final
+
+
+class OnnxSession:
+    """An onnxruntime session over an exported model; returns unit-length float32 rows."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        """Open ``path`` on the CPU with ``threads`` intra-op threads."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    def run(self, encoded: Mapping[str, Any]) -> npt.NDArray[np.float32]:
+        """Embed one tokenised batch (numpy arrays keyed by input name)."""
+        feed = {}
+        for name in self._inputs:
+            value = encoded.get(name)
+            if value is None:
+                value = np.zeros_like(encoded["input_ids"])
+            feed[name] = np.asarray(value, dtype=np.int64)
+        output = self._session.run(None, feed)[0]
+        return np.asarray(output, dtype=np.float32)

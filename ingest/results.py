@@ -1,0 +1,153 @@
+"""What ingestion reports (``FileResult``, ``IngestSummary``) and how it finds and hashes files."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.errors import IngestError
+from ingest.loaders import LOADERS
+
+FileStatus = Literal["created", "unchanged", "replaced", "failed"]
+_HASH_BLOCK = 1 << 20
+VERSION_SCHEME = "ragserver-chunks-v1"
+"""Bump to make every stored document count as changed (re-chunked on the next ingest)."""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of ingesting one file.
+
+    Attributes:
+        source: The document's source name.
+        document_id: Its id.
+        status: ``created``, ``unchanged``, ``replaced`` or ``failed``.
+        chunk_count: Chunks the document has in the store (0 when failed).
+        error: Why it failed, fit to show a user (failed only).
+        error_type: The error's class name, e.g. ``UnreadableDocument`` (failed only).
+    """
+
+    source: str
+    document_id: str
+    status: FileStatus
+    chunk_count: int = 0
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """The outcome of ingesting a batch of files.
+
+    Attributes:
+        files: Files attempted.
+        created: Documents stored for the first time.
+        replaced: Documents whose content changed and were replaced.
+        unchanged: Documents whose bytes were already stored (nothing embedded).
+        failed: ``(source, reason)`` of each file that failed.
+        chunks: Chunks embedded and stored.
+        seconds: Wall time of the batch.
+        chunks_per_second: ``chunks / seconds``.
+        skipped: Files in the given folders left out: unsupported type, hidden, or filtered
+            out by the include/exclude globs.
+        results: One ``FileResult`` per file attempted.
+    """
+
+    files: int
+    created: int
+    replaced: int
+    unchanged: int
+    failed: list[tuple[str, str]]
+    chunks: int
+    seconds: float
+    chunks_per_second: float
+    skipped: int = 0
+    results: list[FileResult] = field(default_factory=list)
+
+
+def summarise(results: list[FileResult], skipped: int, seconds: float) -> IngestSummary:
+    """Count a batch's results into an ``IngestSummary``."""
+    chunks = sum(r.chunk_count for r in results if r.status in ("created", "replaced"))
+    return IngestSummary(
+        files=len(results),
+        created=sum(r.status == "created" for r in results),
+        replaced=sum(r.status == "replaced" for r in results),
+        unchanged=sum(r.status == "unchanged" for r in results),
+        failed=[(r.source, r.error or "") for r in results if r.status == "failed"],
+        chunks=chunks,
+        seconds=seconds,
+        chunks_per_second=chunks / seconds if seconds > 0 else 0.0,
+        skipped=skipped,
+        results=results,
+    )
+
+
+def failed_result(source: str, document_id: str, exc: Exception) -> FileResult:
+    """Report ``exc`` as the failure of one file (an ``IngestError``'s message as it is)."""
+    message = exc.message if isinstance(exc, IngestError) else f"{source}: {exc}"
+    return FileResult(source, document_id, "failed", error=message, error_type=type(exc).__name__)
+
+
+def file_sha256(path: Path) -> str:
+    """Return the sha256 hex digest of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_version(path: Path, chunk_size: int, chunk_overlap: int) -> str:
+    """Return what decides ``unchanged``: the sha256 of the chunking parameters and the bytes.
+
+    The same bytes chunked with another size or overlap get another version, so re-ingesting
+    them re-chunks the document. It is stored as the record's ``content_hash``.
+    """
+    digest = hashlib.sha256(f"{VERSION_SCHEME}:{chunk_size}:{chunk_overlap}\n".encode())
+    with path.open("rb") as handle:
+        while block := handle.read(_HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _matches(patterns: Sequence[str], relative: str) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def collect_files(
+    paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[tuple[Path, str]], int]:
+    """Expand files and folders into ``(path, source)`` pairs, sorted, and a skipped count.
+
+    A file given directly has its name as source; a file found in a folder has its path
+    relative to that folder (``library/json.html``). In folders, hidden entries and files of
+    unsupported types are skipped. Globs match the source or the bare file name
+    (``*.html``, ``library/*``); a file must match one ``include`` glob (if any) and no
+    ``exclude`` glob. A path that does not exist is returned as is, to be reported failed.
+    """
+    found: list[tuple[Path, str]] = []
+    skipped = 0
+    for root in paths:
+        if not root.is_dir():
+            found.append((root, root.name))
+            continue
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(folder) / name
+                if name.startswith(".") or path.suffix.lower() not in LOADERS:
+                    skipped += 1
+                    continue
+                found.append((path, path.relative_to(root).as_posix()))
+    kept = [
+        (path, source)
+        for path, source in found
+        if (not include or _matches(include, source)) and not _matches(exclude, source)
+    ]
+    return kept, skipped + len(found) - len(kept)

@@ -1,0 +1,68 @@
+"""The Reranker interface over a tiny cross-encoder created locally (no model can be
+downloaded here, and no cross-encoder is packaged; a random-weight BERT stands in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigurationError
+from ingest.rerankers import CrossEncoderReranker, Reranker, create_reranker
+
+WORDS = "alpha beta gamma delta heap queue sorted list json parse the a of".split()
+
+
+def make_tiny_cross_encoder(folder: Path, num_labels: int = 1) -> Path:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"))
+
+
+def test_cross_encoder_reranker_scores_pairs(tiny_model: Path) -> None:
+    reranker = create_reranker(str(tiny_model))
+    assert isinstance(reranker, CrossEncoderReranker)
+    assert isinstance(reranker, Reranker)
+    passages = ["heap queue", "json parse", "sorted list of alpha"]
+    scores = reranker.score("heap", passages)
+    assert len(scores) == 3 and all(isinstance(s, float) for s in scores)
+    assert all(0.0 <= s <= 1.0 for s in scores)  # one label: sigmoid
+    # Each pair is scored on its own: order and company do not change a passage's score.
+    again = reranker.score("heap", list(reversed(passages)))
+    assert again == pytest.approx(list(reversed(scores)), abs=1e-5)
+    assert reranker.score("heap", []) == []
+
+
+def test_reranking_is_off_without_a_model() -> None:
+    assert create_reranker(None) is None
+    assert create_reranker("  ") is None
+
+
+def test_bad_models_are_configuration_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be loaded offline"):
+        CrossEncoderReranker(tmp_path / "missing")
+    two_labels = make_tiny_cross_encoder(tmp_path / "two", num_labels=2)
+    with pytest.raises(ConfigurationError, match="2 output labels"):
+        CrossEncoderReranker(two_labels)
