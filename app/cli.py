@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest files and folders into a collection."""
     from app.services.container import build_collections, build_embedder, build_pipeline
+    from core.errors import CollectionNotFound
     from ingest.cli import run_ingest
 
     embedder = build_embedder(settings)
@@ -59,7 +60,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         try:
             store = collections.get(args.collection)
-        except Exception:  # noqa: BLE001 - create on first use from the CLI
+        except CollectionNotFound:
             store = collections.create(args.collection)
         summary = run_ingest(
             [Path(p) for p in args.paths],
@@ -134,6 +135,54 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure retrieval (hit@1, hit@5, MRR@10 by page) and, with --answer, answers."""
+    from app.services.container import build_services
+    from app.services.evaluation import evaluate, format_table, load_questions
+
+    questions = load_questions(Path(args.questions))
+    if not args.answer:  # retrieval only: do not load the answering model
+        settings = settings.model_copy(
+            update={"llm": settings.llm.model_copy(update={"load_at_startup": False})}
+        )
+    services = build_services(settings)
+    try:
+        services.search.keywords.wait()  # start-up rebuilds, so timings are not skewed
+
+        def retrieve(question: str) -> list[str]:
+            outcome = services.search.search(
+                args.collection, question, top_k=args.top_k, mode=args.mode
+            )
+            return [str(hit.chunk.metadata.get("source", "")) for hit in outcome.hits]
+
+        answer: Callable[[str], str] | None = None
+        if args.answer:
+            from app.services.answers import AnswerRequest
+
+            def answer(question: str) -> str:
+                request = AnswerRequest(question=question, mode=args.mode)
+                return services.answers.answer_sync(args.collection, request).answer
+
+        def progress(done: int, total: int) -> None:
+            print(f"\r{done}/{total} questions", end="", file=sys.stderr, flush=True)
+
+        mode = args.mode or services.search.default_mode
+        report = evaluate(
+            questions, retrieve, answer, label=f"{args.collection} {mode}", progress=progress
+        )
+        print(file=sys.stderr)
+        print(format_table([report]))
+        if args.out:
+            data = report.to_json(
+                collection=args.collection, mode=mode, top_k=args.top_k, questions=args.questions
+            )
+            Path(args.out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+            print(f"written to {args.out}")
+    finally:
+        services.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
@@ -167,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int)
     ask.add_argument("--stream", action="store_true", help="print the answer as it is made")
     ask.set_defaults(func=cmd_ask)
+
+    evaluation = sub.add_parser("eval", help="measure retrieval on a JSONL question set")
+    evaluation.add_argument("questions", help="JSONL: id, question, source, answer_contains")
+    evaluation.add_argument("--collection", default="default")
+    evaluation.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
+    evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved (10)")
+    evaluation.add_argument("--out", help="write the metrics and per-question results as JSON")
+    evaluation.add_argument(
+        "--answer", action="store_true", help="also generate answers; report containment"
+    )
+    evaluation.set_defaults(func=cmd_eval)
     return parser
 
 

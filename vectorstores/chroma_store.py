@@ -244,10 +244,9 @@ class ChromaStore:
         check_top_k(top_k)
         query = prepare_query(vector, self.dimension, self.name)
         where = to_chroma_where(filter)
+        asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
         with _reachable("search"):
-            total = self._chunks.count()
-            asked = min(top_k + 1, total)
-            while asked:
+            while True:
                 got = self._chunks.query(
                     query_embeddings=query,
                     n_results=asked,
@@ -255,12 +254,9 @@ class ChromaStore:
                     include=["documents", "metadatas", "distances"],
                 )
                 distances = got["distances"][0]
-                widen = len(distances) == asked < total and distances[-1] == distances[top_k - 1]
-                if not widen:
+                if len(distances) < asked or distances[-1] != distances[top_k - 1]:
                     break
-                asked = min(asked * 2, total)  # the cut falls inside a tie
-        if not asked:
-            return []
+                asked *= 2  # ties at the cut: fetch more so they can be ordered by id
         hits = [
             Hit(_chunk(i, text, md), 1.0 - float(d))
             for i, text, md, d in zip(
