@@ -137,15 +137,70 @@ def bare_transformers_stream(
     return factory
 
 
+def server_stream(url: str, max_new_tokens: int) -> Callable[[], Iterator[str]]:
+    """A factory streaming the same question through ragserver's OpenAI-compatible endpoint.
+
+    The collection is empty, so the prompt is the template's system text plus the question:
+    the difference to the bare path is the server's whole overhead (HTTP, retrieval, prompt
+    packing, SSE) plus the template's extra prompt tokens.
+    """
+    import json
+
+    import httpx
+
+    body = {
+        "model": "rag:default",
+        "messages": PROMPT,
+        "max_tokens": max_new_tokens,
+        "stream": True,
+    }
+
+    def factory() -> Iterator[str]:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as resp:
+            resp.raise_for_status()
+            for line in resp.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[len("data: ") :])
+                if chunk.get("choices"):
+                    text = chunk["choices"][0]["delta"].get("content")
+                    if text:
+                        yield text
+
+    return factory
+
+
+def start_server(threads: int) -> Any:
+    """Start ``ragserver serve`` on a free port over a temporary data dir; returns it ready."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.integration.live import LiveServer
+
+    data = Path(tempfile.mkdtemp(prefix="bench-llm-")) / "data"
+    env = {"OMP_NUM_THREADS": str(threads)} if threads else {}
+    return LiveServer(data, env).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--cache-dir", type=Path, default=Path("data/models"))
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads; 0 keeps torch's default"
+    )
+    parser.add_argument(
+        "--no-server", action="store_true", help="skip the path through a ragserver process"
+    )
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llms.base import GenerationParams
@@ -169,7 +224,17 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "HFLocalGenerator.stream": (lambda: generator.stream(PROMPT, params), count),
     }
-    results = compare(paths, args.runs)
+    server = None if args.no_server else start_server(args.threads)
+    if server is not None:
+        paths["ragserver /v1/chat/completions (SSE)"] = (
+            server_stream(server.url, args.max_new_tokens),
+            count,
+        )
+    try:
+        results = compare(paths, args.runs)
+    finally:
+        if server is not None:
+            server.stop()
     conversion = ", with conversion" if generator.converted else ""
     print(
         f"model {generator.model_name} from {generator.loaded_from} "

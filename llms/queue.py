@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import threading
@@ -47,15 +48,16 @@ class GenerationGate:
         self.concurrency = concurrency
         self.queue_size = queue_size
         self._min_retry_after = retry_after_s
-        self._semaphore = asyncio.Semaphore(concurrency)
-        self._waiting = 0
+        # Each waiter's own future, so the gate is bound to no event loop (a Semaphore is bound
+        # to the first loop it waits on, which breaks apps reused across test clients).
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._active = 0
         self._mean_s: float | None = None
 
     @property
     def depth(self) -> int:
         """Callers waiting for a slot."""
-        return self._waiting
+        return len(self._waiters)
 
     @property
     def active(self) -> int:
@@ -70,7 +72,7 @@ class GenerationGate:
         """
         if self._mean_s is None:
             return self._min_retry_after
-        rounds = (self._waiting + self._active) / self.concurrency
+        rounds = (len(self._waiters) + self._active) / self.concurrency
         return float(max(self._min_retry_after, math.ceil(self._mean_s * rounds)))
 
     @contextlib.asynccontextmanager
@@ -83,22 +85,41 @@ class GenerationGate:
         Raises:
             Overloaded: every slot is busy and ``queue_size`` callers are already waiting.
         """
-        if self._semaphore.locked() and self._waiting >= self.queue_size:
-            raise Overloaded("generation queue is full", retry_after=self.retry_after())
-        self._waiting += 1
-        try:
-            await self._semaphore.acquire()
-        finally:
-            self._waiting -= 1
-        self._active += 1
+        if self._active < self.concurrency and not self._waiters:
+            self._active += 1
+        else:
+            if len(self._waiters) >= self.queue_size:
+                raise Overloaded("generation queue is full", retry_after=self.retry_after())
+            await self._wait_for_hand_over()
         started = time.monotonic()
         try:
             yield
         finally:
-            self._active -= 1
-            self._semaphore.release()
+            self._release()
             elapsed = time.monotonic() - started
             self._mean_s = elapsed if self._mean_s is None else 0.8 * self._mean_s + 0.2 * elapsed
+
+    async def _wait_for_hand_over(self) -> None:
+        """Queue up until a finishing holder hands its slot over (``active`` stays counted)."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._release()  # the slot arrived just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):  # a releaser may have dropped it already
+                    self._waiters.remove(turn)
+            raise
+
+    def _release(self) -> None:
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._active -= 1
 
 
 async def iterate_in_thread(

@@ -11,7 +11,8 @@ import pytest
 from core.errors import ConfigurationError, ContextBudgetExceeded
 from llms import hf_local
 from llms.base import GenerationParams, Generator, Message
-from llms.hf_local import CONVERSION_MARKER, DEFAULT_MODEL_NAME, HFLocalGenerator, is_converted
+from llms.gguf import CONVERSION_MARKER, DEFAULT_MODEL_NAME, default_gguf_path, is_converted
+from llms.hf_local import HFLocalGenerator
 from tests.llms.chats import CHAT, POEM, STORY
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def test_first_construction_converts_the_gguf_into_a_folder(
     for name in ("config.json", "model.safetensors", "tokenizer.json", CONVERSION_MARKER):
         assert (folder / name).is_file(), name
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
-    assert is_converted(hf_local.default_gguf_path(), folder)
+    assert is_converted(default_gguf_path(), folder)
     assert [p.name for p in model_cache.iterdir()] == [DEFAULT_MODEL_NAME]  # no temp leftovers
 
 
@@ -74,8 +75,9 @@ def test_generate_answers_a_simple_chat(hf_generator: HFLocalGenerator) -> None:
 def test_stream_deltas_join_to_the_greedy_text(
     hf_generator: HFLocalGenerator, messages: list[Message]
 ) -> None:
-    params = GenerationParams(max_new_tokens=32)
+    params = GenerationParams(max_new_tokens=24)
     expected = hf_generator.generate(messages, params).text
+    assert ("\n" in expected) == (messages is POEM)
     deltas = list(hf_generator.stream(messages, params))
     assert len(deltas) > 1
     assert all(deltas)
@@ -98,14 +100,14 @@ def test_token_counts_are_exact(hf_generator: HFLocalGenerator) -> None:
 
 
 def test_stop_strings_end_the_answer(hf_generator: HFLocalGenerator) -> None:
-    free = hf_generator.generate(POEM, GenerationParams(max_new_tokens=40)).text
+    free = hf_generator.generate(POEM, GenerationParams(max_new_tokens=24)).text
     stop = free.split()[3]
     expected = free[: free.index(stop)]
-    params = GenerationParams(max_new_tokens=40, stop=("never-generated", stop))
+    params = GenerationParams(max_new_tokens=24, stop=("never-generated", stop))
     stopped = hf_generator.generate(POEM, params)
     assert stopped.text == expected
     assert stopped.finish_reason == "stop"
-    assert stopped.completion_tokens < 40
+    assert stopped.completion_tokens < 24
     assert "".join(hf_generator.stream(POEM, params)) == expected
 
 
@@ -167,4 +169,4 @@ def test_invalid_dtype_is_a_configuration_error(model_cache: Path) -> None:
 
 def test_folder_without_marker_is_not_taken_for_a_conversion(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
-    assert not is_converted(hf_local.default_gguf_path(), tmp_path)
+    assert not is_converted(default_gguf_path(), tmp_path)

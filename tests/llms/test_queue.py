@@ -95,6 +95,43 @@ def test_a_cancelled_waiter_leaves_the_queue() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(
+    "cancel_first", [True, False], ids=["cancel-then-release", "hand-over-then-cancel"]
+)
+def test_a_waiter_cancelled_as_the_slot_frees_loses_no_slot(cancel_first: bool) -> None:
+    async def scenario() -> None:
+        gate = GenerationGate(concurrency=1, queue_size=2)
+        release = asyncio.Event()
+        tasks: dict[str, asyncio.Task[None]] = {}
+
+        async def waiter() -> None:
+            async with gate.slot():
+                pytest.fail("the cancelled waiter must not run")
+
+        async def holder() -> None:
+            async with gate.slot():
+                await release.wait()
+                if cancel_first:
+                    tasks["victim"].cancel()  # the release below then meets a cancelled turn
+            if not cancel_first:
+                tasks["victim"].cancel()  # in the same step as the hand-over to it
+
+        first = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        tasks["victim"] = asyncio.create_task(waiter())
+        await asyncio.sleep(0)
+        assert (gate.active, gate.depth) == (1, 1)
+        release.set()
+        await first
+        with pytest.raises(asyncio.CancelledError):
+            await tasks["victim"]
+        assert (gate.active, gate.depth) == (0, 0)
+        async with gate.slot():
+            assert gate.active == 1
+
+    asyncio.run(scenario())
+
+
 def test_zero_queue_refuses_whenever_busy() -> None:
     async def scenario() -> None:
         gate = GenerationGate(concurrency=1, queue_size=0)
