@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
@@ -259,9 +260,18 @@ class AnswerService:
         prepared = await asyncio.to_thread(self.prepare, collection, request)
         async with self.gate.slot():
             t0 = time.perf_counter()
-            completion = await asyncio.to_thread(
-                self._generators.get().generate, prepared.packed.messages, prepared.params
+            work = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self._generators.get().generate, prepared.packed.messages, prepared.params
+                )
             )
+            try:
+                completion = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The thread cannot be interrupted: keep the slot until the model is idle.
+                with contextlib.suppress(Exception):
+                    await work
+                raise
             generation_s = time.perf_counter() - t0
         return self.finish(prepared, completion.text, completion, generation_s)
 
