@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,13 +39,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"ragserver: {problem}", file=sys.stderr)
         return 2
+    from app.logs import configure_logging
+    from app.security import KeyRing, open_access_warnings
+    from core.errors import ConfigurationError
+
+    configure_logging(settings.server.log_level)
+    host = args.host or settings.server.host
+    try:
+        keys = KeyRing.from_settings(settings.security)
+    except ConfigurationError as exc:
+        print(f"ragserver: {exc.message}", file=sys.stderr)
+        return 2
+    if host != settings.server.host:  # create_app warns about the configured host itself
+        for warning in open_access_warnings(keys, host)[1:]:
+            logging.getLogger("ragserver").warning(warning)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=args.host or settings.server.host,
+        host=host,
         port=args.port or settings.server.port,
         workers=workers,
         log_level=settings.server.log_level,
+        log_config=None,  # JSON logs through the root logger (app.logs)
+        access_log=False,  # the request middleware logs each request, with its id
     )
     return 0
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.errors import register_error_handlers
 from app.logs import configure_logging
-from app.metrics import Metrics, TimedEmbedder
+from app.metrics import Metrics, TimedEmbedder, wire_services
 from app.metrics import router as metrics_router
 from app.middleware import install_middleware
 from app.routers import (
@@ -63,7 +63,7 @@ class Loader:
                 components = dataclasses.replace(components, embedder=timed)
             services = build_services(self.settings, components)
             if self.metrics is not None:
-                services.extras["metrics"] = self.metrics
+                wire_services(self.metrics, services)
             self.services = services
         except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
             log.exception("start-up failed")

@@ -140,6 +140,22 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def wire_services(metrics: Metrics, services: Any) -> None:
+    """Connect the loaded services to ``metrics``.
+
+    ``services.extras["metrics"]`` gets the object; the answer service's generation gate (its
+    ``gate`` with ``depth`` and ``active``) feeds the queue gauges; an answer service with an
+    ``observe_generation`` attribute gets ``metrics.observe_generation`` to call per answer.
+    """
+    services.extras["metrics"] = metrics
+    answers = getattr(services, "answers", None)
+    gate = getattr(answers, "gate", None)
+    if gate is not None and hasattr(gate, "depth") and hasattr(gate, "active"):
+        metrics.track_generation_queue(lambda: gate.depth, lambda: gate.active)
+    if answers is not None and hasattr(answers, "observe_generation"):
+        answers.observe_generation = metrics.observe_generation
+
+
 class TimedEmbedder:
     """Wraps an ``Embedder`` to time its calls; every other attribute is the wrapped one's."""
 

@@ -54,13 +54,22 @@ class RouteMatch:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _flat_routes(routes: list[Any]) -> list[Any]:
+    """The app's routes with included routers flattened (FastAPI includes them lazily)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before lazy inclusion: the routes are flat already
+        return routes
+    return list(iter_route_contexts(routes))
+
+
 def resolve_route(scope: Scope) -> RouteMatch | None:
     """Find the route that fully matches the request (path and method), without calling it."""
     cached = scope.get(ROUTE_SCOPE_KEY)
     if isinstance(cached, RouteMatch):
         return cached
     router = getattr(scope.get("app"), "router", None)
-    for route in getattr(router, "routes", ()):
+    for route in _flat_routes(getattr(router, "routes", [])):
         match, child = route.matches(scope)
         if match is Match.FULL:
             template = getattr(route, "path_format", None) or getattr(route, "path", "")
@@ -123,7 +132,12 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            log.exception(
+                "unhandled error in %s %s",
+                scope["method"],
+                scope["path"],
+                extra={"request_id": request_id},
+            )
             if response_started:
                 raise
             await send_problem(

@@ -40,14 +40,14 @@ COLLECTION = "bench"
 DIM = 384
 PER_DOC = 100
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-WORDS = "kite wind string spool tail colour knot ribbon sky field river stone".split()
+WORDS = ["kite", "wind", "string", "spool", "tail", "colour", "knot", "ribbon", "sky", "river"]
 
 
 def log(line: str) -> None:
     print(f"[bench_search_load {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-def build_store(data_dir: Path, chunks: int, seed: int = 0) -> float:
+def build_store(data_dir: Path, chunks: int, index: str, seed: int = 0) -> float:
     """Write ``chunks`` random unit vectors with short texts into a FAISS collection."""
     import numpy as np
 
@@ -56,7 +56,7 @@ def build_store(data_dir: Path, chunks: int, seed: int = 0) -> float:
 
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    client = create_client("faiss", data_dir, {})
+    client = create_client("faiss", data_dir, {"index": index})
     store = client.create_collection(COLLECTION, MODEL, DIM)
     for first in range(0, chunks, PER_DOC):
         doc = f"doc{first // PER_DOC:06d}"
@@ -96,9 +96,12 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
-def start_server(data_dir: Path, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, index: str, log_file: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "RAG_VECTORSTORE__BACKEND": "faiss",
+        "RAG_VECTORSTORE__FAISS__INDEX": index,
+        "RAG_LLM__LOAD_AT_STARTUP": "false",  # search only: no generator in memory
         "RAG_DATA_DIR": str(data_dir),
         "RAG_SERVER__HOST": "127.0.0.1",
         "RAG_SERVER__PORT": str(port),
@@ -117,18 +120,23 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float)
         while time.monotonic() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(f"the server exited with {server.returncode}")
-            for path in ("/readyz", "/v1/readyz", "/healthz"):
-                try:
-                    if (await client.get(path)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+            try:
+                if (await client.get("/readyz")).status_code == 200:  # 503 while loading
+                    return
+            except httpx.HTTPError:
+                pass
             await asyncio.sleep(0.5)
     raise TimeoutError(f"the server was not ready within {timeout:.0f} s")
 
 
 async def load(
-    base: str, queries: list[str], clients: int, requests: int, duration: float, warmup: int
+    base: str,
+    queries: list[str],
+    clients: int,
+    requests: int,
+    duration: float,
+    warmup: int,
+    mode: str,
 ) -> dict[str, Any]:
     """Run ``clients`` concurrent request loops; return latencies (ms) and throughput."""
     import httpx
@@ -140,7 +148,8 @@ async def load(
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
         for i in range(warmup):
-            (await http.post(url, json={"query": queries[i % len(queries)], "top_k": 10})).raise_for_status()
+            body = {"query": queries[i % len(queries)], "top_k": 10, "mode": mode}
+            (await http.post(url, json=body)).raise_for_status()
         stop_at = time.monotonic() + duration
 
         async def worker() -> None:
@@ -149,7 +158,8 @@ async def load(
                 query = queries[issued % len(queries)]
                 issued += 1
                 started = time.perf_counter()
-                response = await http.post(url, json={"query": query, "top_k": 10})
+                body = {"query": query, "top_k": 10, "mode": mode}
+                response = await http.post(url, json=body)
                 elapsed = time.perf_counter() - started
                 if response.status_code == 200 and len(response.json()["hits"]) == 10:
                     latencies.append(elapsed * 1000)
@@ -184,7 +194,8 @@ def render(result: dict[str, Any], command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"{result['chunks']} chunks (FAISS flat), real questions embedded by the server "
+        f"{result['chunks']} chunks (FAISS {result['index']}), {result['mode']} search, real "
+        "questions embedded by the server "
         f"({result['backend']}), top 10, loopback HTTP; {os.cpu_count()} cores, load average "
         f"{result['loadavg']:.1f}.",
         "",
@@ -219,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=90.0)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--startup-timeout", type=float, default=300.0)
+    parser.add_argument("--index", choices=["flat", "hnsw"], default="flat")
+    parser.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="dense")
     parser.add_argument("--out", type=Path, default=Path("bench/results/search_load.md"))
     args = parser.parse_args(argv)
 
@@ -228,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         data_dir = Path(tmp) / "data"
         log(f"writing {args.chunks} chunks")
-        build_s = build_store(data_dir, args.chunks)
+        build_s = build_store(data_dir, args.chunks, args.index)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(data_dir, port, Path(tmp) / "server.log")
+        server = start_server(data_dir, port, args.index, Path(tmp) / "server.log")
         try:
             started = time.perf_counter()
             asyncio.run(wait_ready(base, server, args.startup_timeout))
@@ -241,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for clients in sorted({1, args.clients}):
                 run = asyncio.run(
-                    load(base, queries, clients, args.requests, args.duration, args.warmup)
+                    load(
+                        base,
+                        queries,
+                        clients,
+                        args.requests,
+                        args.duration,
+                        args.warmup,
+                        args.mode,
+                    )
                 )
                 log(json.dumps(run))
                 runs.append(run)
@@ -260,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "chunks": args.chunks,
+        "index": args.index,
+        "mode": args.mode,
         "backend": resolve_backend("auto"),
         "loadavg": os.getloadavg()[0],
         "runs": runs,
@@ -269,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         "rss_rest_mb": rest["VmRSS"],
         "rss_peak_mb": rest["VmHWM"],
     }
-    command = " ".join(["bench/bench_search_load.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(
+        ["bench/bench_search_load.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     report = render(result, command.strip())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + "\n", encoding="utf-8")

@@ -24,9 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DOC_ROOT = Path(os.environ.get("RAG_BENCH_DOC_ROOT", "/usr/share/doc/python3.11/html"))
-QUESTIONS = Path(
-    os.environ.get("RAG_BENCH_QUESTIONS", "/work/shared/eval/dev_questions.jsonl")
-)
+QUESTIONS = Path(os.environ.get("RAG_BENCH_QUESTIONS", "/work/shared/eval/dev_questions.jsonl"))
 FOLDERS = ("library", "tutorial", "reference", "howto", "faq")
 EXPECTED_PAGES = 369
 

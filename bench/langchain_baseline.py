@@ -8,7 +8,8 @@ LangChain's ``FAISS`` vector store (its defaults: L2 distance on the model's vec
 Reusable pieces (the ingestion-speed benchmark imports them too)::
 
     from bench.corpus import corpus_files
-    from bench.langchain_baseline import langchain_embeddings, build_langchain_index, langchain_search
+    from bench.langchain_baseline import (
+        build_langchain_index, langchain_embeddings, langchain_search)
     embeddings = langchain_embeddings()
     vs, stats = build_langchain_index(corpus_files(), embeddings)
     sources = langchain_search(vs, "How do I ...?", k=10)   # page sources, best first

@@ -18,6 +18,7 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +71,12 @@ def _normalise_rows(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(out / norms, dtype=np.float32)
 
 
+@dataclass
+class _QueuedQuery:
+    text: str
+    vector: npt.NDArray[np.float32] | None = None
+
+
 class SentenceTransformerEmbedder:
     """An ``Embedder`` over a sentence-transformers model, offline, with unit-length vectors.
 
@@ -94,7 +101,7 @@ class SentenceTransformerEmbedder:
         model: str = BUNDLED_MODEL,
         *,
         device: str = "cpu",
-        batch_tokens: int = 8192,
+        batch_tokens: int = 16384,
         backend: str = "auto",
         cache_dir: Path | None = None,
     ) -> None:
@@ -162,6 +169,8 @@ class SentenceTransformerEmbedder:
         self.max_seq_length = int(max_seq_length)
         self.batch_tokens = max(batch_tokens, self.max_seq_length)
         self._lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queries: list[_QueuedQuery] = []
         self.tokenizer: Any = self._model.tokenizer
         self.chunk_tokenizer = HFChunkTokenizer(self.tokenizer)
 
@@ -182,9 +191,26 @@ class SentenceTransformerEmbedder:
         return self._embed(texts, warn=True)
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
-        """Embed one search query (a long one is truncated); returns shape ``(dimension,)``."""
-        vector: npt.NDArray[np.float32] = self._embed([text], warn=False)[0]
-        return vector
+        """Embed one search query (a long one is truncated); returns shape ``(dimension,)``.
+
+        Concurrent calls are batched: each query joins a queue, and whichever thread next holds
+        the model embeds every queued query in one forward pass, so under load the model runs
+        once per group of queries rather than once per query.
+        """
+        waiting = _QueuedQuery(text)
+        with self._queue_lock:
+            self._queries.append(waiting)
+        with self._lock:
+            if waiting.vector is None:
+                with self._queue_lock:
+                    batch, self._queries = self._queries, []
+                texts = [q.text for q in batch]
+                order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+                vectors = _normalise_rows(self._forward([texts[i] for i in order]))
+                for row, i in enumerate(order):
+                    batch[i].vector = vectors[row]
+        assert waiting.vector is not None
+        return waiting.vector
 
     def _embed(self, texts: Sequence[str], *, warn: bool) -> npt.NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -125,13 +125,24 @@ def _export(st_model: Any, target: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    quantize_dynamic(
-        str(float_path),
-        str(target),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-    )
+    root = logging.getLogger()
+    quiet = _DropPreprocessAdvice()
+    root.addFilter(quiet)  # onnxruntime advises pre-processing on the root logger; done here
+    try:
+        quantize_dynamic(
+            str(float_path),
+            str(target),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+        )
+    finally:
+        root.removeFilter(quiet)
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
 
 
 def export_int8(st_model: Any, model_dir: Path, cache_dir: Path, name: str) -> Path:

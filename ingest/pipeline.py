@@ -9,11 +9,13 @@ under a known source replace the document's chunks in one ``store.replace_docume
 batch goes on.
 
 Many files (``ingest_many``, ``ingest_paths``) flow through a bounded producer/consumer
-pipeline: a small thread pool hashes, parses and chunks up to ``prefetch`` files ahead while
-the calling thread embeds and stores, so parsing overlaps the model's forward passes (which
-release the GIL). Chunks of consecutive files are embedded together, up to ``group_chunks`` at
-a time, so batches stay full and sorted by length; each file is still stored on its own, in
-one ``replace_document``, once all its vectors exist.
+pipeline (``ingest.batching``): ``workers`` threads hash, parse and chunk up to ``prefetch``
+files ahead while the calling thread embeds and stores, so parsing overlaps the model's forward
+passes (which release the GIL). One worker by default: parsing is GIL-bound, so a second
+thread adds nothing but contention, and on a 2-core machine the one parse thread already
+shares the cores with torch's threads. Chunks of consecutive files are embedded together, up
+to ``group_chunks`` at a time, so batches stay full and sorted by length; each file is still
+stored on its own, in one ``replace_document``, once all its vectors exist.
 
 With an ``EmbeddingCache``, vectors are looked up by the hash of the embedded text and the
 embedder's model and backend first: only texts never embedded before reach the model, so an
@@ -118,9 +120,9 @@ class IngestPipeline:
         limits: LoadLimits,
         tokenizer: ChunkTokenizer | None = None,
         cache: EmbeddingCache | None = None,
-        workers: int = 2,
-        prefetch: int = 8,
-        group_chunks: int = 256,
+        workers: int = 1,
+        prefetch: int = 16,
+        group_chunks: int = 512,
     ) -> None:
         """Configure the pipeline.
 

@@ -28,6 +28,8 @@ from ingest.pipeline import FileResult
 from vectorstores.base import Chunk, DocumentRecord
 
 router = APIRouter(tags=["documents"])
+# SQLite integers are 64-bit: a larger offset was a 500 (found by schemathesis).
+MAX_OFFSET = 1_000_000_000
 
 
 def document_out(record: DocumentRecord) -> DocumentOut:
@@ -157,7 +159,7 @@ def list_documents(
     name: str,
     services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip.")] = 0,
     filter: Annotated[
         str | None, Query(description='Metadata filter as JSON, e.g. {"team": "support"}.')
     ] = None,

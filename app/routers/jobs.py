@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from ingest.pipeline import FileResult
+from fastapi import APIRouter, Request
 
 from app.deps import ServicesDep
 from app.schemas import FileError, FileResultOut, JobOut, problems
+from app.security import principal_of
 from app.services.jobs import Job
+from core.errors import NotFound
+from ingest.pipeline import FileResult
 
 router = APIRouter(tags=["jobs"])
 
@@ -44,6 +46,9 @@ def job_out(job: Job) -> JobOut:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=problems(404))
-def get_job(job_id: str, services: ServicesDep) -> JobOut:
+def get_job(job_id: str, request: Request, services: ServicesDep) -> JobOut:
     """Report an ingestion job's state and progress."""
-    return job_out(services.jobs.get(job_id))
+    job = services.jobs.get(job_id)
+    if not principal_of(request).may_use(job.collection):
+        raise NotFound(f"job '{job_id}' is unknown (jobs are kept in memory until restart)")
+    return job_out(job)

@@ -26,6 +26,7 @@ from app.schemas import (
     OpenAIMessage,
     problems,
 )
+from app.security import check_collection_access, visible_collections
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions
 from core.errors import InvalidRequest, RagError
 
@@ -134,9 +135,7 @@ async def chat_completions(
 ) -> ChatCompletion | StreamingResponse:
     """Answer the last user message from the collection that ``model`` names."""
     collection = collection_of(body.model)
-    check = getattr(request.app.state, "check_collection_access", None)
-    if check is not None:
-        check(request, collection, write=False)
+    check_collection_access(request, collection)
     answer_req = to_answer_request(body)
     if body.stream:
         events = await services.answers.open_stream(collection, answer_req)
@@ -163,12 +162,8 @@ async def chat_completions(
 
 
 @router.get("/models", response_model=ModelList, responses=problems())
-def list_models(services: ServicesDep) -> ModelList:
-    """List collections as models (``rag:NAME``)."""
+def list_models(request: Request, services: ServicesDep) -> ModelList:
+    """List the collections the caller may use, as models (``rag:NAME``)."""
     now = int(time.time())
-    return ModelList(
-        data=[
-            ModelCard(id=f"{MODEL_PREFIX}{c.name}", created=now)
-            for c in services.collections.list()
-        ]
-    )
+    names = visible_collections(request, [c.name for c in services.collections.list()])
+    return ModelList(data=[ModelCard(id=f"{MODEL_PREFIX}{name}", created=now) for name in names])

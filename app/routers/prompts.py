@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.deps import ServicesDep
 from app.routers.answers import answer_request
@@ -18,6 +18,7 @@ from app.schemas import (
     PromptPreviewRequest,
     problems,
 )
+from app.security import check_collection_access
 from app.services.answers import citations_for
 
 router = APIRouter(tags=["prompts"])
@@ -31,8 +32,11 @@ def list_prompts(services: ServicesDep) -> PromptList:
 
 
 @router.post("/prompts/preview", response_model=PreviewResponse, responses=problems(404, 413))
-async def preview_prompt(body: PromptPreviewRequest, services: ServicesDep) -> PreviewResponse:
+async def preview_prompt(
+    body: PromptPreviewRequest, request: Request, services: ServicesDep
+) -> PreviewResponse:
     """Render the messages and budget report a query would use, without calling a model."""
+    check_collection_access(request, body.collection)
     request = answer_request(body)
     prepared = await asyncio.to_thread(services.answers.prepare, body.collection, request)
     packed = prepared.packed

@@ -144,6 +144,8 @@ class AnswerService:
         self._registry = registry
         self.gate = gate
         self._settings = settings
+        self.observe_generation: Callable[[float], None] = lambda seconds: None
+        """Called with each generation's seconds (the metrics hook it to a histogram)."""
 
     @property
     def registry(self) -> TemplateRegistry:
@@ -232,6 +234,7 @@ class AnswerService:
             "completion_tokens": completion_tokens,
             "total_tokens": report.prompt_tokens + completion_tokens,
         }
+        self.observe_generation(generation_s)
         total_s = time.perf_counter() - prepared.started
         timings = {
             "retrieval_ms": round(prepared.retrieval_s * 1000, 1),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ingest.embedders import create_embedder
-from ingest.embedding_cache import EmbeddingCache
-from ingest.pipeline import IngestPipeline
-
 from app.settings import Settings
 from ingest.base import Embedder
+from ingest.embedders import create_embedder
+from ingest.embedding_cache import EmbeddingCache
 from ingest.loaders import LoadLimits
+from ingest.pipeline import IngestPipeline
 from llms.base import Generator
 from llms.queue import GenerationGate
 from llms.registry import create_generator

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
 from ingest.chunking import document_id_for
 from ingest.pipeline import FileResult, IngestPipeline
-
-from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
 from vectorstores.base import Chunk, DocumentRecord, Filter
 from vectorstores.filters import validate_filter
 
@@ -143,6 +142,8 @@ class DocumentService:
             for item in staged:
                 if item.path is not None:
                     item.path.unlink(missing_ok=True)
+            if self._on_change is not None:  # keep the BM25 index in step
+                self._on_change(collection)
         return [results[i] for i in sorted(results)]
 
     def list(

@@ -9,6 +9,7 @@ background after local writes and at start-up, so searches rarely wait for a reb
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,8 +87,16 @@ class KeywordIndexes:
             self._schedule(collection)
 
     def warm(self, collections: Iterable[str]) -> None:
-        """Load or rebuild the indexes of ``collections`` in the background (start-up)."""
-        for name in collections:
+        """Load or rebuild the indexes of ``collections`` in the background (start-up).
+
+        Persisted indexes of collections not in ``collections`` (deleted since) are removed.
+        """
+        names = list(collections)
+        if self._folder is not None and self._folder.is_dir():
+            for entry in self._folder.iterdir():
+                if entry.is_dir() and entry.name not in names:
+                    shutil.rmtree(entry, ignore_errors=True)
+        for name in names:
             self._schedule(name)
 
     def _schedule(self, collection: str) -> None:

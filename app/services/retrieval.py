@@ -56,9 +56,11 @@ def mmr_select(
 
     Each step takes the candidate maximising
     ``lambda_ * relevance[i] - (1 - lambda_) * max(cosine(i, j) for j already picked)``.
-    ``relevance`` is min-max scaled to [0, 1] over the candidates first, so ``lambda_``
-    weighs the same whatever the score scale (cosine, BM25, fused); with ``lambda_ = 1`` the
-    result is the candidates in descending relevance.
+    ``relevance`` is first scaled to [0, 1] as ``(s - low) / (max - low)`` with
+    ``low = min(0, min(s))``: non-negative scores (BM25, fused, positive cosines) are divided
+    by the best one, so ``lambda_`` weighs the same whatever the score scale, and the least
+    relevant candidate is not pushed to 0 as plain min-max scaling would. With
+    ``lambda_ = 1`` the result is the candidates in descending relevance.
 
     Args:
         relevance: One relevance score per candidate, higher is better.
@@ -73,8 +75,9 @@ def mmr_select(
     if n == 0 or top_k <= 0:
         return []
     rel = np.asarray(relevance, dtype=np.float64)
-    spread = float(rel.max() - rel.min())
-    rel = (rel - rel.min()) / spread if spread > 0 else np.ones(n)
+    low = min(0.0, float(rel.min()))
+    spread = float(rel.max()) - low
+    rel = (rel - low) / spread if spread > 0 else np.ones(n)
     sims = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T
     picked: list[int] = []
     redundancy = np.full(n, -np.inf)

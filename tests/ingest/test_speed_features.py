@@ -156,11 +156,13 @@ def test_changed_document_reembeds_only_changed_chunks(tmp_path: Path, limits: L
     path.write_text(markdown(words))
     result = pipeline.ingest_file(store, path)
     assert (result.status, result.chunk_count) == ("replaced", 6)
-    assert len(embedder.texts) == 1 and "ribbons" in embedder.texts[0]
+    assert len(embedder.texts) == 1
+    assert "ribbons" in embedder.texts[0]
     stored = store.get_chunks(result.document_id)
     expected = HashEmbedder().embed([embedding_text(c) for c in stored])
     hits = store.search(expected[2], top_k=1)
-    assert hits[0].chunk.id == stored[2].id and hits[0].score == pytest.approx(1.0)
+    assert hits[0].chunk.id == stored[2].id
+    assert hits[0].score == pytest.approx(1.0)
     cache.close()
 
     # The cache is persistent: a new pipeline (a restart) embeds nothing for the same chunks.
@@ -212,13 +214,13 @@ def test_same_bytes_with_other_chunking_are_rechunked(
     assert pipeline.ingest_file(store, path).status == "unchanged"
     assert pipeline.ingest_file(store, path, chunk_size=64, chunk_overlap=8).status == "unchanged"
     smaller = pipeline.ingest_file(store, path, chunk_size=32)
-    assert smaller.status == "replaced" and smaller.chunk_count > first.chunk_count
+    assert smaller.status == "replaced"
+    assert smaller.chunk_count > first.chunk_count
     assert store.count() == smaller.chunk_count
     overlap = pipeline.ingest_file(store, path, chunk_size=32, chunk_overlap=0)
-    assert overlap.status == "replaced" and overlap.chunk_count < smaller.chunk_count
-    assert pipeline.ingest_file(store, path, chunk_size=32, chunk_overlap=0).status == (
-        "unchanged"
-    )
+    assert overlap.status == "replaced"
+    assert overlap.chunk_count < smaller.chunk_count
+    assert pipeline.ingest_file(store, path, chunk_size=32, chunk_overlap=0).status == ("unchanged")
 
 
 # --- the overlapped batch pipeline -------------------------------------------------------------
@@ -295,7 +297,8 @@ def test_same_source_twice_in_a_batch_is_stored_in_order(
     second.write_text(markdown(["two", "three"]))
     results = pipeline.ingest_many(store, [(first, "same.md"), (second, "same.md")])
     assert [r.status for r in results] == ["created", "replaced"]
-    assert store.count() == 2 and store.count_documents() == 1
+    assert store.count() == 2
+    assert store.count_documents() == 1
 
 
 def test_ingest_many_checks_the_store_first(tmp_path: Path, limits: LoadLimits) -> None:
@@ -309,3 +312,27 @@ def test_search_route_runs_off_the_event_loop() -> None:
 
     # A plain ``def`` route: FastAPI runs it, embedding and FAISS search, in its threadpool.
     assert not inspect.iscoroutinefunction(search)
+
+
+@pytest.mark.integration
+def test_concurrent_queries_share_forward_passes(
+    real_embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = [f"how do I fly kite number {i}?" for i in range(12)]
+    expected = real_embedder.embed(queries)
+    forward = real_embedder._forward
+    batches: list[int] = []
+
+    def slow_forward(texts: list[str]) -> Any:
+        batches.append(len(texts))
+        time.sleep(0.05)
+        return forward(texts)
+
+    monkeypatch.setattr(real_embedder, "_forward", slow_forward)
+    with ThreadPoolExecutor(6) as pool:
+        got = np.stack(list(pool.map(real_embedder.embed_query, queries)))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert sum(batches) == len(queries)
+    assert len(batches) < len(queries)  # queries that arrived during a pass went together

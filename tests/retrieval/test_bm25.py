@@ -86,13 +86,16 @@ def test_save_and_load_round_trip(tmp_path: Path, store, embedder: HashEmbedder)
     index.save(tmp_path / "kwd")
     loaded = BM25Index.load(tmp_path / "kwd")
     assert loaded is not None
-    assert loaded.stamp == "stamp-1" and loaded.signature == index.signature
+    assert loaded.stamp == "stamp-1"
+    assert loaded.signature == index.signature
     assert loaded.chunks == index.chunks
     assert loaded.search(["alpha"], 5) == index.search(["alpha"], 5)
     # A second save replaces CURRENT; the folder holds the current version.
     BM25Index.build([], KeywordTokenizer(), "stamp-2").save(tmp_path / "kwd")
     again = BM25Index.load(tmp_path / "kwd")
-    assert again is not None and again.stamp == "stamp-2" and len(again) == 0
+    assert again is not None
+    assert again.stamp == "stamp-2"
+    assert len(again) == 0
     current = json.loads((tmp_path / "kwd" / CURRENT_FILE).read_text())["version"]
     assert (tmp_path / "kwd" / current / "meta.json").exists()
     assert not list((tmp_path / "kwd").glob(".*tmp*"))
@@ -130,7 +133,9 @@ def test_keyword_index_rebuilds_only_when_the_store_changed(store, embedder: Has
     assert index.rebuilds == 2
 
 
-def test_check_interval_bounds_how_often_the_store_is_compared(store, embedder: HashEmbedder) -> None:  # type: ignore[no-untyped-def]
+def test_check_interval_bounds_how_often_the_store_is_compared(
+    store, embedder: HashEmbedder
+) -> None:  # type: ignore[no-untyped-def]
     now = [0.0]
     index = KeywordIndex(store, KeywordTokenizer(), check_interval_s=10, clock=lambda: now[0])
     assert index.search("alpha", 5) == []
@@ -152,25 +157,26 @@ def test_persisted_index_is_reused_when_fresh_and_rebuilt_when_stale(
     add_document(store, embedder, "a.txt", ["alpha"])
     folder = tmp_path / "data" / "bm25" / "kwd"
     first = KeywordIndex(store, KeywordTokenizer(), folder)
-    assert len(first.search("alpha", 5)) == 1 and first.rebuilds == 1
+    assert len(first.search("alpha", 5)) == 1
+    assert first.rebuilds == 1
     client.close()
 
     # Restart without changes: the persisted index is loaded, not rebuilt.
     client = FaissClient(tmp_path / "data")
     store = client.get_collection("kwd")
     second = KeywordIndex(store, KeywordTokenizer(), folder)
-    assert len(second.search("alpha", 5)) == 1 and second.rebuilds == 0
+    assert len(second.search("alpha", 5)) == 1
+    assert second.rebuilds == 0
     # Written while the index was not watching (another process, a CLI ingest): the persisted
     # stamp no longer matches, so the next start rebuilds.
     add_document(store, embedder, "b.txt", ["alpha beta"])
     client.close()
     client = FaissClient(tmp_path / "data")
     third = KeywordIndex(client.get_collection("kwd"), KeywordTokenizer(), folder)
-    assert len(third.search("alpha", 5)) == 2 and third.rebuilds == 1
+    assert len(third.search("alpha", 5)) == 2
+    assert third.rebuilds == 1
     # A different tokenizer does not reuse an index built by another one.
-    fourth = KeywordIndex(
-        client.get_collection("kwd"), KeywordTokenizer(stopwords=False), folder
-    )
+    fourth = KeywordIndex(client.get_collection("kwd"), KeywordTokenizer(stopwords=False), folder)
     fourth.search("alpha", 5)
     assert fourth.rebuilds == 1
     client.close()

@@ -10,7 +10,21 @@ import pytest
 from core.errors import ConfigurationError
 from ingest.rerankers import CrossEncoderReranker, Reranker, create_reranker
 
-WORDS = "alpha beta gamma delta heap queue sorted list json parse the a of".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "heap",
+    "queue",
+    "sorted",
+    "list",
+    "json",
+    "parse",
+    "the",
+    "a",
+    "of",
+]
 
 
 def make_tiny_cross_encoder(folder: Path, num_labels: int = 1) -> Path:
@@ -47,7 +61,8 @@ def test_cross_encoder_reranker_scores_pairs(tiny_model: Path) -> None:
     assert isinstance(reranker, Reranker)
     passages = ["heap queue", "json parse", "sorted list of alpha"]
     scores = reranker.score("heap", passages)
-    assert len(scores) == 3 and all(isinstance(s, float) for s in scores)
+    assert len(scores) == 3
+    assert all(isinstance(s, float) for s in scores)
     assert all(0.0 <= s <= 1.0 for s in scores)  # one label: sigmoid
     # Each pair is scored on its own: order and company do not change a passage's score.
     again = reranker.score("heap", list(reversed(passages)))
@@ -66,3 +81,35 @@ def test_bad_models_are_configuration_errors(tmp_path: Path) -> None:
     two_labels = make_tiny_cross_encoder(tmp_path / "two", num_labels=2)
     with pytest.raises(ConfigurationError, match="2 output labels"):
         CrossEncoderReranker(two_labels)
+
+
+def test_configured_reranker_reorders_search_results(tiny_model: Path, tmp_path: Path) -> None:
+    import io
+
+    from app.services.container import Components, build_services
+    from app.settings import Settings
+    from tests.fakes import HashEmbedder
+    from tests.retrieval.conftest import DOCS
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        llm={"load_at_startup": False},
+        retrieval={"reranker": str(tiny_model), "rerank_candidates": 4},
+    )
+    services = build_services(settings, Components(embedder=HashEmbedder()))
+    try:
+        assert isinstance(services.search.reranker, CrossEncoderReranker)
+        staged = services.documents.stage(
+            [(name, io.BytesIO(text.encode())) for name, text in DOCS.items()]
+        )
+        services.documents.ingest_staged("default", staged)
+        outcome = services.search.search("default", "the heap queue", 3, mode="hybrid")
+        assert outcome.reranked
+        assert len(outcome.hits) == 3
+        scores = [h.score for h in outcome.hits]
+        assert scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        plain = services.search.search("default", "the heap queue", 3, rerank=False)
+        assert not plain.reranked
+    finally:
+        services.close()
