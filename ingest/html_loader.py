@@ -7,7 +7,7 @@ import re
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, PreformattedString, Tag
 
-from core.errors import UnreadableDocument
+from core.errors import FileTooLarge, UnreadableDocument
 from ingest.base import Section
 from ingest.limits import LoadContext
 from ingest.textutil import SectionBuilder, decode_text, require_text
@@ -57,6 +57,24 @@ def _main_content(soup: BeautifulSoup) -> Tag:
         if isinstance(candidate, Tag):
             return candidate
     return soup
+
+
+MAX_NESTING = 256
+"""Deepest element nesting read; real pages stay far below (Sphinx pages nest about 15 deep).
+
+Marking blocks costs time in proportion to nesting depth per element, so a hostile page of
+thousands of nested elements would otherwise take minutes."""
+
+
+def _nesting_exceeds(root: Tag, limit: int) -> bool:
+    """True if any element lies more than ``limit`` levels below ``root`` (iterative, O(n))."""
+    stack: list[tuple[Tag, int]] = [(root, 0)]
+    while stack:
+        tag, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in tag.contents if isinstance(child, Tag))
+    return False
 
 
 def _mark_structure(main: Tag) -> None:
@@ -112,6 +130,12 @@ def load_html(data: bytes, ctx: LoadContext) -> list[Section]:
     title = _SPACE.sub(" ", soup.title.get_text()).strip() if soup.title else ""
     main = _main_content(soup)
     root = (title,) if title and main.find("h1") is None else ()
+    if _nesting_exceeds(main, MAX_NESTING):
+        raise FileTooLarge(
+            f"{ctx.name}: the HTML nests elements more than {MAX_NESTING} levels deep; "
+            "flatten the page (real documents nest far less)",
+            {"file": ctx.name, "max_nesting": MAX_NESTING},
+        )
     _mark_structure(main)
     ctx.deadline.check()
     builder = SectionBuilder(root=root)
