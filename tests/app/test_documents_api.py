@@ -151,26 +151,33 @@ class SlowEmbedder(HashEmbedder):
     """Deterministic and slow enough that a job's progress can be watched."""
 
     def embed(self, texts):  # type: ignore[no-untyped-def]
-        time.sleep(0.15)
+        time.sleep(0.5)
         return super().embed(texts)
 
 
 def test_background_job_reports_progress_and_completes(settings: Settings) -> None:
-    files = [
-        (f"part{i}.md", (f"# Part {i}\n\n" + f"Sentence {i} about kites. " * 40).encode())
-        for i in range(6)
-    ]
+    # Files are embedded in groups of about 512 chunks: with ~300 chunks a file, the job
+    # stores files two by two, so progress part-way through is visible.
+    words = " ".join(f"kite{j}" for j in range(9000))
+    files = [(f"part{i}.txt", f"Part {i}. {words}".encode()) for i in range(6)]
     with running_app(settings, SlowEmbedder()) as client:
-        job = upload(client, files, wait="false")
+        resp = client.post(
+            "/v1/collections/default/documents",
+            files=[("files", (name, io.BytesIO(data))) for name, data in files],
+            data={"chunk_size": "32", "chunk_overlap": "0"},
+            params={"wait": "false"},
+        )
+        assert resp.status_code == 202, resp.text
+        job = resp.json()
         assert job["state"] in ("queued", "running")
         seen: list[tuple[str, int, int]] = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             state = client.get(f"/v1/jobs/{job['id']}").json()
             seen.append((state["state"], state["files_done"], state["chunks_embedded"]))
             if state["state"] in ("succeeded", "failed"):
                 break
-            time.sleep(0.05)
+            time.sleep(0.02)
         assert state["state"] == "succeeded"
         assert state["files_done"] == state["files_total"] == 6
         assert [f["status"] for f in state["files"]] == ["created"] * 6
