@@ -121,17 +121,22 @@ class RetrievalSettings(BaseModel):
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
     rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
     candidates: int = Field(
-        50, description="Hits the dense and the BM25 retriever each contribute to hybrid fusion."
+        50,
+        ge=1,
+        description="Hits the dense and the BM25 retriever each contribute to hybrid fusion.",
     )
     reranker: str | None = Field(None, description="Cross-encoder folder; empty turns it off.")
-    rerank_candidates: int = Field(20, description="Candidates the cross-encoder rescores.")
-    mmr_candidates: int = Field(20, description="Candidates MMR picks from (re-embedded).")
+    rerank_candidates: int = Field(20, ge=1, description="Candidates the cross-encoder rescores.")
+    mmr_candidates: int = Field(20, ge=1, description="Candidates MMR picks from (re-embedded).")
     keyword_stopwords: bool = Field(True, description="Drop English stop words in BM25.")
     keyword_stemmer: str | None = Field(
-        None, description="BM25 stemmer language (e.g. english; needs PyStemmer); empty: none."
+        None,
+        description="BM25 stemmer language, e.g. english (needs `pip install PyStemmer`); "
+        "empty: none (stemming did not help on the dev set).",
     )
     keyword_check_interval_s: float = Field(
         1.0,
+        ge=0.0,
         description="Check for changes by other processes at most this often (seconds) "
         "before a BM25 search; 0 checks on every search.",
     )

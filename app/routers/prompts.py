@@ -37,8 +37,8 @@ async def preview_prompt(
 ) -> PreviewResponse:
     """Render the messages and budget report a query would use, without calling a model."""
     check_collection_access(request, body.collection)
-    request = answer_request(body)
-    prepared = await asyncio.to_thread(services.answers.prepare, body.collection, request)
+    answer_req = answer_request(body)
+    prepared = await asyncio.to_thread(services.answers.prepare, body.collection, answer_req)
     packed = prepared.packed
     return PreviewResponse(
         messages=[ChatMessage(role=m["role"], content=m["content"]) for m in packed.messages],

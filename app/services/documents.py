@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class DocumentService:
             raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")
         return record
 
-    def chunks(self, collection: str, document_id: str) -> list[Chunk]:
+    def chunks(self, collection: str, document_id: str) -> builtins.list[Chunk]:
         """Return a document's chunks in order."""
         self.get(collection, document_id)
         return self._collections.get(collection).get_chunks(document_id)

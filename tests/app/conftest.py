@@ -16,6 +16,7 @@ from ingest.base import Embedder
 from llms.base import Generator
 from tests.fakes import HashEmbedder
 
+
 @contextmanager
 def running_app(
     settings: Settings, embedder: Embedder | None = None, generator: Generator | None = None
