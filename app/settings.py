@@ -173,6 +173,12 @@ class LLMSettings(BaseModel):
     )
     max_new_tokens: int = Field(256, description="Default answer length reserve, in tokens.")
     temperature: float = Field(0.0, description="Default sampling temperature.")
+    repetition_penalty: float = Field(
+        1.05,
+        ge=1.0,
+        le=2.0,
+        description="Local models: above 1 discourages loops (small models repeat greedily).",
+    )
     context_window: int | None = Field(
         None, description="Override the model's context length, in tokens."
     )

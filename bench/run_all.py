@@ -11,6 +11,7 @@ other's timings if run together), with the arguments in ``ARGS`` (``QUICK_ARGS``
 markdown there (``bench/results/<name>.md``); the others' standard output is taken as their
 markdown. A script that fails or runs past ``--timeout`` is reported as such, with the tail of
 its error output, and the rest still run; the exit status is non-zero if any failed.
+``--collect`` runs nothing and gathers the markdown already in ``bench/results/``.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
     parser.add_argument("--timeout", type=float, default=5400.0, help="seconds per benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS / "REPORT.md")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: gather every bench/results/*.md already there into the report",
+    )
     args = parser.parse_args(argv)
     found = scripts()
     unknown = set(args.only or []) | set(args.skip)
@@ -97,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     table = ["| benchmark | status | seconds |", "|---|---|---:|"]
     sections: list[str] = []
     failed = 0
+    if args.collect:
+        chosen = [p.stem for p in sorted(RESULTS.glob("*.md")) if p.name != args.out.name]
     for name in chosen:
+        if args.collect:
+            table.append(f"| {name} | collected | |")
+            sections += [f"# {name}", "", (RESULTS / f"{name}.md").read_text().strip(), ""]
+            continue
         arguments = (QUICK_ARGS if args.quick else ARGS).get(name, [])
         status, seconds, markdown = run_one(name, found[name], arguments, args.timeout)
         failed += status != "ok"

@@ -24,11 +24,14 @@ class GenerationParams:
         max_new_tokens: Most tokens to generate.
         temperature: 0 means greedy decoding.
         stop: Strings that end generation early.
+        repetition_penalty: Above 1 discourages repeating earlier tokens (local models; small
+            models otherwise loop greedily); 1 turns it off.
     """
 
     max_new_tokens: int = 256
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
 
 
 @dataclass(frozen=True)

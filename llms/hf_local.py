@@ -324,6 +324,7 @@ class HFLocalGenerator:
         config.max_length = None
         config.pad_token_id = self._pad_id
         config.stop_strings = list(params.stop) or None
+        config.repetition_penalty = params.repetition_penalty
         if params.temperature == 0:
             config.do_sample = False
             config.temperature = None

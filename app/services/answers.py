@@ -212,7 +212,11 @@ class AnswerService:
         temperature = (
             llm.temperature if request.llm.temperature is None else request.llm.temperature
         )
-        params = GenerationParams(max_new_tokens=max_new, temperature=temperature)
+        params = GenerationParams(
+            max_new_tokens=max_new,
+            temperature=temperature,
+            repetition_penalty=llm.repetition_penalty,
+        )
         return Prepared(packed, outcome.hits, params, retrieval_s, started)
 
     def finish(

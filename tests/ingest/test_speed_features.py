@@ -325,10 +325,11 @@ def test_concurrent_queries_share_forward_passes(
     forward = real_embedder._forward
     batches: list[int] = []
 
-    def slow_forward(texts: list[str]) -> Any:
+    def slow_forward(texts: list[str], query: bool = False) -> Any:
+        assert query
         batches.append(len(texts))
         time.sleep(0.05)
-        return forward(texts)
+        return forward(texts, query=query)
 
     monkeypatch.setattr(real_embedder, "_forward", slow_forward)
     with ThreadPoolExecutor(6) as pool:
