@@ -12,6 +12,7 @@ from typing import BinaryIO
 from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
 from ingest.chunking import document_id_for
 from ingest.pipeline import FileResult, IngestPipeline
+from ingest.results import failed_result
 from vectorstores.base import Chunk, DocumentRecord, Filter
 from vectorstores.filters import validate_filter
 
@@ -118,14 +119,8 @@ class DocumentService:
             for i, item in enumerate(staged):
                 if item.path is None:
                     assert item.error is not None
-                    results[i] = FileResult(
-                        source=item.filename,
-                        document_id=document_id_for(item.filename) if item.filename else "",
-                        status="failed",
-                        chunk_count=0,
-                        error=item.error.message,
-                        error_type=type(item.error).__name__,
-                    )
+                    document_id = document_id_for(item.filename) if item.filename else ""
+                    results[i] = failed_result(item.filename, document_id, item.error)
                     if on_file_done is not None:
                         on_file_done(results[i])
             ingested = self._pipeline.ingest_many(
