@@ -11,7 +11,8 @@ update, so any change to the store makes the index stale and it is rebuilt whole
   and delete changes the stamp. (Raw ``upsert``/``delete`` of chunks that leaves the count and
   the records unchanged is not noticed.)
 * **Noticing changes.** A write through this process's ``DocumentService`` calls
-  ``KeywordIndex.mark_stale()``; the next search compares stamps at once. Writes by *another*
+  ``KeywordIndex.mark_stale()`` (and ``app.services.keywords`` starts a rebuild in the
+  background); the next search compares stamps at once. Writes by *another*
   process (several API replicas on one Chroma server, or ``ragserver ingest``) are noticed by
   comparing the stamp on search, at most once every ``check_interval_s`` seconds. The check
   costs one ``count()`` and one ``list_documents()``: a SQLite query for faiss, an HTTP round
@@ -22,15 +23,15 @@ update, so any change to the store makes the index stale and it is rebuilt whole
   index's lock (other searches of the collection wait, then use the new index); the rebuild
   reads and tokenizes every chunk, so it costs in proportion to the collection (about 1.5 s
   for the 13,470 chunks of the Python docs on one idle core, 3-12 s on a busy machine). The
-  stamp is taken before and after reading the chunks; if a write
-  landed in between, the index is kept but stamped invalid, so the next check rebuilds again.
+  stamp is taken before and after reading the chunks; if a write landed in between, the index
+  is kept but stamped invalid, so the next check rebuilds again.
 * **Persistence.** Each rebuild is written under ``folder`` (``data_dir/bm25/<collection>``)
   as a new version folder (the bm25s arrays, the chunks, the stamp), each file fsynced, and
   then ``CURRENT`` (naming the version) is replaced atomically (temp + fsync + ``os.replace``).
   On start the persisted index is loaded if its stamp matches the store's, else rebuilt. A
-  crash leaves the previous version or the new one, never a torn index; old versions are
-  removed after a grace period, so a replica reading ``CURRENT`` concurrently does not lose
-  its folder.
+  crash leaves the previous version or the new one, never a torn index. Older versions are
+  removed once past a grace period (a replica reading ``CURRENT`` concurrently keeps its
+  folder), and beyond the two newest at once, so bursts of writes do not pile them up.
 
 Scores are BM25 (Lucene variant, k1=1.5, b=0.75): unbounded, higher is better, 0 means no
 query term matched (such chunks are never returned).
@@ -38,7 +39,6 @@ query term matched (such chunks are never returned).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -66,6 +66,7 @@ CURRENT_FILE = "CURRENT"
 _CHUNKS_FILE = "chunks.jsonl"
 _META_FILE = "meta.json"
 _GRACE_SECONDS = 120.0
+_KEEP_RECENT = 2
 _WORD = re.compile(r"\w+")
 
 
@@ -281,19 +282,35 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _remove_old_versions(folder: Path, keep: str) -> None:
-    """Remove versions and temp folders other than ``keep`` once past the grace period."""
+    """Prune old index versions, keeping ``keep``, the ``CURRENT`` one and two recent others.
+
+    Another version goes once past the grace period (a replica may be loading it) or when two
+    newer ones exist; a temp folder goes once past the grace period (a replica may be writing
+    it). A replica that loses a version it was about to load rebuilds instead.
+    """
     try:
         current = json.loads((folder / CURRENT_FILE).read_text(encoding="utf-8"))["version"]
     except (OSError, ValueError, KeyError):
         current = keep
     cutoff = time.time() - _GRACE_SECONDS
-    for entry in folder.iterdir():
-        if entry.name in (keep, current) or not entry.is_dir():
-            continue
-        if entry.name.startswith(("v-", ".tmp-")):
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < cutoff:
-                    shutil.rmtree(entry, ignore_errors=True)
+
+    def expired(entry: Path) -> bool:
+        try:
+            return entry.stat().st_mtime < cutoff
+        except OSError:
+            return False
+
+    versions = sorted(
+        (e for e in folder.glob("v-*") if e.is_dir() and e.name not in (keep, current)),
+        key=lambda e: e.name,  # names start with a timestamp
+        reverse=True,
+    )
+    for rank, entry in enumerate(versions):
+        if rank >= _KEEP_RECENT or expired(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+    for entry in folder.glob(".tmp-*"):
+        if entry.is_dir() and expired(entry):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 class KeywordIndex:

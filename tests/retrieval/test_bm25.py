@@ -220,3 +220,16 @@ def test_a_change_made_through_another_client_is_noticed(
     finally:
         mine.close()
         theirs.close()
+
+
+def test_bursts_of_saves_keep_only_a_few_versions(tmp_path: Path) -> None:
+    folder = tmp_path / "kwd"
+    for i in range(6):
+        BM25Index.build([], KeywordTokenizer(), f"stamp-{i}").save(folder)
+    versions = sorted(p.name for p in folder.glob("v-*"))
+    assert len(versions) == 3  # CURRENT and the two newest before it
+    current = json.loads((folder / CURRENT_FILE).read_text())["version"]
+    assert current == versions[-1]
+    loaded = BM25Index.load(folder)
+    assert loaded is not None
+    assert loaded.stamp == "stamp-5"
