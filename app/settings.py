@@ -120,6 +120,15 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(5, description="Default number of chunks retrieved.")
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
     rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(
+        0.7,
+        ge=0.0,
+        description="Weight of the dense (embedding) ranking in hybrid fusion; below the BM25 "
+        "weight because exact words carried more on the dev set (bench/results/retrieval.md).",
+    )
+    keyword_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the BM25 (keyword) ranking in hybrid fusion."
+    )
     candidates: int = Field(
         50,
         ge=1,

@@ -49,6 +49,7 @@ from app.services.evaluation import (  # noqa: E402
 )
 from app.services.keywords import KeywordIndexes  # noqa: E402
 from app.services.search import SearchService  # noqa: E402
+from app.settings import RetrievalSettings  # noqa: E402
 from bench.corpus import DOC_ROOT, QUESTIONS, corpus_files  # noqa: E402
 from ingest.limits import LoadLimits  # noqa: E402
 from ingest.pipeline import IngestPipeline  # noqa: E402
@@ -197,6 +198,7 @@ def run_ours(
     mmr: bool,
     rrf_k: int,
     candidates: int,
+    weights: tuple[float, float],
     timings: Timings,
 ) -> list[Run]:
     client = MemoryClient()
@@ -227,25 +229,35 @@ def run_ours(
     started = time.perf_counter()
     keywords.get(COLLECTION).refresh()
     index_seconds = time.perf_counter() - started
-    search = SearchService(
-        collections,
-        embedder,
-        default_mode="hybrid",
-        max_top_k=100,
-        keywords=keywords,
-        rrf_k=rrf_k,
-        candidates=candidates,
-    )
+
+    def service(fusion_weights: tuple[float, float]) -> SearchService:
+        return SearchService(
+            collections,
+            embedder,
+            default_mode="hybrid",
+            max_top_k=100,
+            keywords=keywords,
+            rrf_k=rrf_k,
+            dense_weight=fusion_weights[0],
+            keyword_weight=fusion_weights[1],
+            candidates=candidates,
+        )
+
+    search = service(weights)
     setting = f"chunk_size={chunk_size}, overlap={overlap}"
-    variants: list[tuple[str, str, bool]] = [(m, m, False) for m in modes]
+    variants: list[tuple[str, str, bool, SearchService]] = [(m, m, False, search) for m in modes]
+    if "hybrid" in modes and weights != (1.0, 1.0):
+        variants.append(("hybrid 1:1", "hybrid", False, service((1.0, 1.0))))
     if mmr:
-        variants.append(("hybrid+mmr", "hybrid", True))
+        variants.append(("hybrid+mmr", "hybrid", True, search))
     runs: list[Run] = []
-    for label, mode, use_mmr in variants:
+    for label, mode, use_mmr, searcher in variants:
         times: list[float] = []
 
-        def sources(question: str, mode: str = mode, use_mmr: bool = use_mmr) -> list[str]:
-            outcome = search.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
+        def sources(
+            question: str, mode: str = mode, use_mmr: bool = use_mmr, s: Any = searcher
+        ) -> list[str]:
+            outcome = s.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
             return [str(hit.chunk.metadata.get("source", "")) for hit in outcome.hits]
 
         report = evaluate(questions, timed_retrieve(sources, times), label=f"ours {label}")
@@ -337,7 +349,8 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, wall: float)
         f"wall times are indicative), Python {platform.python_version()}. "
         f"Whole run: {wall / 60:.1f} min.",
         f"BM25 tokenizer: `{args.tokenizer_signature}`; rrf_k={args.rrf_k}, "
-        f"candidates per retriever={args.candidates}.",
+        f"candidates per retriever={args.candidates}; hybrid weights dense:BM25 = "
+        f"{args.dense_weight:g}:{args.keyword_weight:g} (`hybrid 1:1`: plain RRF).",
     ]
     if any(run.notes for run in runs):
         lines.append(
@@ -403,8 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, help="smoke run on question pages + first N")
     parser.add_argument("--stemmer", help="BM25 stemmer language (needs PyStemmer)")
     parser.add_argument("--no-stopwords", action="store_true")
-    parser.add_argument("--rrf-k", type=int, default=60)
-    parser.add_argument("--candidates", type=int, default=50)
+    defaults = RetrievalSettings()  # the server's defaults, so the report measures them
+    parser.add_argument("--rrf-k", type=int, default=defaults.rrf_k)
+    parser.add_argument("--candidates", type=int, default=defaults.candidates)
+    parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight)
+    parser.add_argument("--keyword-weight", type=float, default=defaults.keyword_weight)
     parser.add_argument("--embed-cache", type=Path, help="reuse embeddings across runs")
     parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.md"))
     args = parser.parse_args(argv)
@@ -443,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mmr=not args.no_mmr,
             rrf_k=args.rrf_k,
             candidates=args.candidates,
+            weights=(args.dense_weight, args.keyword_weight),
             timings=timings,
         )
         if number == 0 and not args.no_langchain:

@@ -18,13 +18,13 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from core.coalesce import Coalescer
 from core.errors import ConfigurationError
 from ingest.backends import BACKENDS, resolve_backend
 from ingest.base import Embedder
@@ -69,12 +69,6 @@ def _normalise_rows(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(out / norms, dtype=np.float32)
-
-
-@dataclass
-class _QueuedQuery:
-    text: str
-    vector: npt.NDArray[np.float32] | None = None
 
 
 class SentenceTransformerEmbedder:
@@ -171,8 +165,7 @@ class SentenceTransformerEmbedder:
         self.max_seq_length = int(max_seq_length)
         self.batch_tokens = max(batch_tokens, self.max_seq_length)
         self._lock = threading.Lock()
-        self._queue_lock = threading.Lock()
-        self._queries: list[_QueuedQuery] = []
+        self._queries = Coalescer(self._embed_queries, lock=self._lock)
         self.tokenizer: Any = self._model.tokenizer
         self.chunk_tokenizer = HFChunkTokenizer(self.tokenizer)
 
@@ -199,20 +192,14 @@ class SentenceTransformerEmbedder:
         the model embeds every queued query in one forward pass, so under load the model runs
         once per group of queries rather than once per query.
         """
-        waiting = _QueuedQuery(text)
-        with self._queue_lock:
-            self._queries.append(waiting)
-        with self._lock:
-            if waiting.vector is None:
-                with self._queue_lock:
-                    batch, self._queries = self._queries, []
-                texts = [q.text for q in batch]
-                order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-                vectors = _normalise_rows(self._forward([texts[i] for i in order], query=True))
-                for row, i in enumerate(order):
-                    batch[i].vector = vectors[row]
-        assert waiting.vector is not None
-        return waiting.vector
+        return self._queries(text)
+
+    def _embed_queries(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32]]:
+        # Longest first, like documents; the caller (Coalescer) holds the model lock.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        out[order] = _normalise_rows(self._forward([texts[i] for i in order], query=True))
+        return list(out)
 
     def _embed(self, texts: Sequence[str], *, warn: bool) -> npt.NDArray[np.float32]:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

@@ -23,6 +23,7 @@ can break them by chunk id.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,8 @@ _EMPTY_IDS: Ids = np.zeros(0, dtype=np.int64)
 _EMPTY_SCORES: Scores = np.zeros(0, dtype=np.float32)
 #: HNSW searches over at most this many candidates are exact (cheap and never miss).
 EXACT_LIMIT = 4096
+#: Batches of at least this many flat queries go through FAISS' matrix-product (BLAS) path.
+BLAS_THRESHOLD = 2
 
 
 class FaissIndex:
@@ -209,6 +212,43 @@ class FaissIndex:
                 asked = min(asked * 2, n_candidates)  # the cut falls inside a tie: widen
                 continue
             return scores, ids
+
+    def search_many(self, queries: Vector, ks: Sequence[int]) -> list[tuple[Scores, Ids]]:
+        """Unfiltered searches for several queries at once; each as ``search`` returns it.
+
+        On a flat index the queries share one FAISS call: its blocked matrix product reads
+        the stored vectors once for all of them, where one query at a time reads them once
+        each (at 100k vectors of 384 floats, 150 MB a query). A query whose cut falls inside
+        a tie is searched again alone, so that the tie is widened as ``search`` does. HNSW
+        queries run one by one (each visits only a few vectors anyway).
+
+        Args:
+            queries: Unit vectors, shape ``(n, dimension)``.
+            ks: Hits wanted per query.
+        """
+        if self.kind != "flat" or len(ks) == 1:
+            return [self.search(queries[i : i + 1], k) for i, k in enumerate(ks)]
+        n_live = self.live_count
+        if n_live == 0:
+            return [(_EMPTY_SCORES, _EMPTY_IDS) for _ in ks]
+        keep: list[Any] = []
+        selector = self._selector(None, keep)
+        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        asked = [min(k + 1, n_live) for k in ks]
+        # Below this many queries FAISS scans once per query; the threshold is process-wide.
+        faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
+        all_scores, all_ids = self.index.search(
+            np.ascontiguousarray(queries, dtype=np.float32), max(asked), params=params
+        )
+        out: list[tuple[Scores, Ids]] = []
+        for row, (k, wanted) in enumerate(zip(ks, asked, strict=True)):
+            scores, ids = _valid(all_scores[row][:wanted], all_ids[row][:wanted])
+            k = min(k, n_live)
+            if len(ids) < wanted or (wanted < n_live and scores[-1] == scores[k - 1]):
+                out.append(self.search(queries[row : row + 1], k))  # a tie at the cut
+            else:
+                out.append((scores, ids))
+        return out
 
     def _selector(self, candidates: Ids | None, keep: list[Any]) -> Any:
         if candidates is not None:

@@ -32,7 +32,9 @@ Threading: one writer at a time per collection (a lock), and one process per col
 the ``COMMIT`` and the in-memory index update run under the exclusive side of a readers-writer
 lock, so searches wait milliseconds, not for a batch. Searches share the lock, each using a
 pooled SQLite connection, and run FAISS on one OpenMP thread (``omp_set_num_threads`` is per
-thread); index builds use ``build_threads``.
+thread); index builds use ``build_threads``. Unfiltered searches that arrive while one is
+running are coalesced (``core.coalesce``) into one FAISS call for all of them: on a flat index
+that reads the stored vectors once per batch instead of once per query.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from core.coalesce import Coalescer
 from core.errors import (
     BackendUnavailable,
     InvalidRequest,
@@ -180,6 +183,7 @@ class FaissStore:
         self._rw = RWLock()
         self._pool_lock = threading.Lock()
         self._readers: list[sqlite3.Connection] = []
+        self._unfiltered = Coalescer(self._search_unfiltered)
         self._unsaved = 0
         self._lock_fd = lock_folder(folder)
         try:
@@ -394,8 +398,11 @@ class FaissStore:
         validate_filter(filter)
         faiss.omp_set_num_threads(1)
         with self._reader() as conn, self._rw.read():
-            candidates = db.filter_seqs(conn, filter) if filter else None
-            scores, ids = self._index.search(query, top_k, candidates)
+            if filter:
+                candidates = db.filter_seqs(conn, filter)
+                scores, ids = self._index.search(query, top_k, candidates)
+            else:
+                scores, ids = self._unfiltered((query, top_k))
             if score_threshold is not None:
                 keep = scores >= score_threshold
                 scores, ids = scores[keep], ids[keep]
@@ -406,6 +413,12 @@ class FaissStore:
             if i in chunks
         ]
         return sort_hits(hits, top_k, score_threshold)
+
+    def _search_unfiltered(self, batch: Sequence[tuple[Vector, int]]) -> list[tuple[Any, Any]]:
+        # Concurrent unfiltered searches share one index scan (``FaissIndex.search_many``).
+        # Each caller already holds the read lock, so no write can run meanwhile.
+        queries = np.vstack([query for query, _ in batch])
+        return self._index.search_many(queries, [k for _, k in batch])
 
     def count(self) -> int:
         """Return the number of chunks stored."""

@@ -147,6 +147,8 @@ def build_search(
         keywords=keywords,
         reranker=create_reranker(retrieval.reranker, device=settings.embedding.device),
         rrf_k=retrieval.rrf_k,
+        dense_weight=retrieval.dense_weight,
+        keyword_weight=retrieval.keyword_weight,
         candidates=retrieval.candidates,
         rerank_candidates=retrieval.rerank_candidates,
         mmr_candidates=retrieval.mmr_candidates,

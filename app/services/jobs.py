@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ingest.pipeline import FileResult
-
 from core.errors import NotFound
+from ingest.pipeline import FileResult
 
 JobState = Literal["queued", "running", "succeeded", "failed"]
 KEEP_FINISHED = 1000

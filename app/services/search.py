@@ -4,8 +4,9 @@ What ``Hit.score`` means depends on what produced the final order:
 
 * ``dense``: the cosine similarity of chunk and query (-1 to 1, higher is better).
 * ``bm25``: the BM25 score (0 to unbounded; only chunks sharing a word with the query).
-* ``hybrid``: the reciprocal-rank-fusion score, ``sum(1 / (rrf_k + rank))`` over the dense
-  and the BM25 ranking (at most ``2 / (rrf_k + 1)``, about 0.033 with ``rrf_k = 60``).
+* ``hybrid``: the weighted reciprocal-rank-fusion score, ``sum(weight / (rrf_k + rank))``
+  over the dense and the BM25 ranking (at most ``(dense_weight + keyword_weight) /
+  (rrf_k + 1)``, about 0.028 with the defaults).
 * reranked: the cross-encoder's score, whatever the mode.
 * MMR reorders and thins out the hits but leaves each hit's score as above, so scores need
   not descend after MMR.
@@ -22,7 +23,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from core.errors import InvalidRequest
+from core.errors import ConfigurationError, InvalidRequest
 from ingest.base import Embedder
 from ingest.chunking import embedding_text
 from ingest.rerankers import Reranker
@@ -68,6 +69,8 @@ class SearchService:
         keywords: KeywordIndexes | None = None,
         reranker: Reranker | None = None,
         rrf_k: int = 60,
+        dense_weight: float = 1.0,
+        keyword_weight: float = 1.0,
         candidates: int = 50,
         rerank_candidates: int = 20,
         mmr_candidates: int = 20,
@@ -82,6 +85,8 @@ class SearchService:
             keywords: The BM25 indexes; in-memory ones are made if None.
             reranker: The cross-encoder, or None (reranking unavailable).
             rrf_k: Reciprocal-rank-fusion constant.
+            dense_weight: Weight of the dense ranking in hybrid fusion.
+            keyword_weight: Weight of the BM25 ranking in hybrid fusion.
             candidates: Hits each retriever contributes to hybrid fusion (at least ``top_k``).
             rerank_candidates: Candidates the reranker scores (at least ``top_k``).
             mmr_candidates: Candidates MMR picks from (at least ``top_k``).
@@ -95,6 +100,12 @@ class SearchService:
         self.keywords = keywords or KeywordIndexes(collections, KeywordTokenizer(), None)
         self.reranker = reranker
         self._rrf_k = rrf_k
+        if dense_weight < 0 or keyword_weight < 0 or dense_weight + keyword_weight == 0:
+            raise ConfigurationError(
+                f"hybrid weights must be non-negative and not both 0 (dense {dense_weight}, "
+                f"keyword {keyword_weight})"
+            )
+        self._weights = (dense_weight, keyword_weight)
         self._candidates = candidates
         self._rerank_candidates = rerank_candidates
         self._mmr_candidates = mmr_candidates
@@ -172,7 +183,7 @@ class SearchService:
         if mode in ("bm25", "hybrid"):
             keyword = self.keywords.search(collection, query, fetch, filter)
         if mode == "hybrid":
-            hits = rrf_fuse([dense, keyword], k=self._rrf_k)[:pool]
+            hits = rrf_fuse([dense, keyword], k=self._rrf_k, weights=self._weights)[:pool]
         else:
             hits = (dense if mode == "dense" else keyword)[:pool]
 

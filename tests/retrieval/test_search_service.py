@@ -116,11 +116,13 @@ def test_scores_per_mode(services: Services) -> None:
     keyword = services.search.search("default", query, 4, mode="bm25").hits
     assert all(h.score > 0 for h in keyword)
     hybrid = services.search.search("default", query, 4, mode="hybrid").hits
-    expected = rrf_fuse([store.search(vector, 50), keyword], k=60)[:4]
+    retrieval = make_settings(Path("unused")).retrieval
+    weights = [retrieval.dense_weight, retrieval.keyword_weight]
+    expected = rrf_fuse([store.search(vector, 50), keyword], k=60, weights=weights)[:4]
     assert [(h.chunk.id, h.score) for h in hybrid] == [
         (h.chunk.id, pytest.approx(h.score)) for h in expected
     ]
-    assert all(h.score <= 2 / 61 for h in hybrid)
+    assert all(h.score <= sum(weights) / 61 for h in hybrid)
 
 
 def test_score_threshold_is_a_cosine_for_dense_candidates_only(services: Services) -> None:
@@ -269,3 +271,29 @@ def test_start_up_removes_indexes_of_deleted_collections(tmp_path: Path) -> None
         assert (folder / "default").is_dir()
     finally:
         second.close()
+
+
+def test_hybrid_weights_come_from_settings(tmp_path: Path) -> None:
+    built = build_services(
+        make_settings(tmp_path / "data", dense_weight=0.0, keyword_weight=1.0),
+        Components(embedder=HashEmbedder()),
+    )
+    try:
+        upload(built, DOCS)
+        query = "heappush onto the heap"
+        keyword = built.search.search("default", query, 5, mode="bm25").hits
+        hybrid = built.search.search("default", query, 5, mode="hybrid").hits
+        # With the dense ranking weighted 0, hybrid is the BM25 order.
+        assert [h.chunk.id for h in hybrid[: len(keyword)]] == [h.chunk.id for h in keyword]
+    finally:
+        built.close()
+
+
+def test_hybrid_weights_must_not_both_be_zero(tmp_path: Path) -> None:
+    from core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not both 0"):
+        build_services(
+            make_settings(tmp_path / "data", dense_weight=0.0, keyword_weight=0.0),
+            Components(embedder=HashEmbedder()),
+        )

@@ -224,3 +224,63 @@ def test_delete_document_touches_only_its_chunks(tmp_path: Path) -> None:
         "EXPLAIN QUERY PLAN SELECT seq FROM chunks WHERE document_id = ?", ("d001",)
     ).fetchall()
     assert "chunks_by_document" in str(plan)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_search_many_matches_one_by_one(kind: str) -> None:
+    from vectorstores.faiss_index import FaissIndex
+
+    index = FaissIndex(DIM, kind)  # type: ignore[arg-type]
+    vectors = rand_vectors(500, seed=5)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[10] = vectors[11] = vectors[12]  # a three-way tie
+    index.add(np.arange(500, dtype=np.int64), vectors)
+    index.remove(np.arange(0, 500, 7, dtype=np.int64))  # tombstones are excluded
+    queries = np.vstack([rand_vectors(6, seed=9), vectors[10:11]])
+    ks = [1, 5, 10, 3, 50, 7, 2]  # the last query's cut (2) falls inside the tie
+    batched = index.search_many(queries, ks)
+    for row, k in enumerate(ks):
+        alone_scores, alone_ids = index.search(queries[row : row + 1], k)
+        scores, ids = batched[row]
+        assert ids.tolist() == alone_ids.tolist()
+        np.testing.assert_allclose(scores, alone_scores, rtol=1e-5, atol=1e-6)
+        assert not set(ids.tolist()) & set(range(0, 500, 7))
+    tie_ids = set(batched[-1][1].tolist())
+    assert {10, 11, 12} <= tie_ids  # widened past k so the caller can break the tie by id
+
+
+def test_concurrent_searches_are_coalesced_and_each_gets_its_own_hits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vectorstores.faiss_index import FaissIndex
+
+    store = FaissClient(tmp_path).create_collection("notes", MODEL, DIM)
+    _fill(store, 40, 10)
+    store.delete_document("d003")
+    queries = rand_vectors(32, seed=21)
+    expected = [ids(store.search(q, top_k=1 + i % 9)) for i, q in enumerate(queries)]
+
+    sizes: list[int] = []
+    original = FaissIndex.search_many
+    gate = threading.Barrier(8)
+
+    def recording(self: FaissIndex, batch: np.ndarray, ks: list[int]) -> object:
+        sizes.append(len(ks))
+        return original(self, batch, ks)
+
+    monkeypatch.setattr(FaissIndex, "search_many", recording)
+    got: dict[int, list[str]] = {}
+
+    def worker(offset: int) -> None:
+        gate.wait(10)
+        for i in range(offset, len(queries), 8):
+            got[i] = ids(store.search(queries[i], top_k=1 + i % 9))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [got[i] for i in range(len(queries))] == expected
+    assert sum(sizes) == len(queries)  # every unfiltered search went through the batcher
+    assert all(not hit.startswith("d003:") for ids_ in got.values() for hit in ids_)
