@@ -32,9 +32,9 @@ Threading: one writer at a time per collection (a lock), and one process per col
 the ``COMMIT`` and the in-memory index update run under the exclusive side of a readers-writer
 lock, so searches wait milliseconds, not for a batch. Searches share the lock, each using a
 pooled SQLite connection, and run FAISS on one OpenMP thread (``omp_set_num_threads`` is per
-thread); index builds use ``build_threads``. Unfiltered searches that arrive while one is
-running are coalesced (``core.coalesce``) into one FAISS call for all of them: on a flat index
-that reads the stored vectors once per batch instead of once per query.
+thread); index builds use ``build_threads``. On a flat index, unfiltered searches that arrive
+while one is running are coalesced (``core.coalesce``) into one FAISS call for all of them,
+which reads the stored vectors once per batch instead of once per query.
 """
 
 from __future__ import annotations
@@ -398,11 +398,11 @@ class FaissStore:
         validate_filter(filter)
         faiss.omp_set_num_threads(1)
         with self._reader() as conn, self._rw.read():
-            if filter:
-                candidates = db.filter_seqs(conn, filter)
-                scores, ids = self._index.search(query, top_k, candidates)
-            else:
+            if not filter and self._index.kind == "flat":
                 scores, ids = self._unfiltered((query, top_k))
+            else:  # HNSW visits few vectors: its searches run side by side, not batched
+                candidates = db.filter_seqs(conn, filter) if filter else None
+                scores, ids = self._index.search(query, top_k, candidates)
             if score_threshold is not None:
                 keep = scores >= score_threshold
                 scores, ids = scores[keep], ids[keep]
