@@ -200,6 +200,7 @@ def run_ours(
     candidates: int,
     weights: tuple[float, float],
     timings: Timings,
+    sweep: Sequence[float] = (),
 ) -> list[Run]:
     client = MemoryClient()
     store = client.create_collection(COLLECTION, embedder.model_name, embedder.dimension)
@@ -276,6 +277,16 @@ def run_ours(
         )
         m = report.metrics
         log(f"  {label}: hit@1 {m.hit_at_1:.3f} hit@5 {m.hit_at_5:.3f} MRR@10 {m.mrr_at_10:.3f}")
+    hybrid = next((run for run in runs if run.mode == "hybrid"), None)
+    for dense_weight in sweep if hybrid else ():
+        swept = service((dense_weight, weights[1]))
+
+        def fused(question: str, s: Any = swept) -> list[str]:
+            outcome = s.search(COLLECTION, question, TOP_K, mode="hybrid")
+            return [str(hit.chunk.metadata.get("source", "")) for hit in outcome.hits]
+
+        metrics = evaluate(questions, fused, label=f"sweep {dense_weight}").metrics
+        hybrid.extra.setdefault("sweep", {})[dense_weight] = metrics  # type: ignore[union-attr]
     search.close()
     return runs
 
@@ -391,6 +402,21 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, wall: float)
                 f"| {run.setting} | {run.mode} | {100 * (m.hit_at_1 - b.hit_at_1):+.1f} | "
                 f"{100 * (m.hit_at_5 - b.hit_at_5):+.1f} | {m.mrr_at_10 - b.mrr_at_10:+.3f} |"
             )
+    swept = [run for run in runs if "sweep" in run.extra]
+    if swept:
+        lines += [
+            "",
+            f"## Hybrid fusion weight sweep (dense weight, BM25 weight {args.keyword_weight:g})",
+            "",
+            "| chunking | dense weight | hit@1 | hit@5 | MRR@10 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for run in swept:
+            for weight, m in sorted(run.extra["sweep"].items()):
+                lines.append(
+                    f"| {run.setting} | {weight:g} | {m.hit_at_1:.3f} | {m.hit_at_5:.3f} | "
+                    f"{m.mrr_at_10:.3f} |"
+                )
     lines += ["", "## Rank of the source page per question", ""]
     names = [f"{'LangChain ' if r.system == 'langchain' else ''}{r.mode} {r.chunks}" for r in runs]
     header = "| id | source | " + " | ".join(names) + " |"
@@ -421,6 +447,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidates", type=int, default=defaults.candidates)
     parser.add_argument("--dense-weight", type=float, default=defaults.dense_weight)
     parser.add_argument("--keyword-weight", type=float, default=defaults.keyword_weight)
+    parser.add_argument(
+        "--sweep-dense-weights",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also evaluate hybrid with each of these dense weights (a table of its own)",
+    )
     parser.add_argument("--embed-cache", type=Path, help="reuse embeddings across runs")
     parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.md"))
     args = parser.parse_args(argv)
@@ -461,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             candidates=args.candidates,
             weights=(args.dense_weight, args.keyword_weight),
             timings=timings,
+            sweep=args.sweep_dense_weights,
         )
         if number == 0 and not args.no_langchain:
             # Right after the first setting, so a long run has the comparison early.
@@ -478,7 +512,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ingest_seconds": r.ingest_seconds,
             "index_seconds": r.index_seconds,
             "query_ms": r.query_ms,
-            **r.extra,
+            **{k: v for k, v in r.extra.items() if k != "sweep"},
+            **(
+                {"sweep": {str(w): m.as_dict() for w, m in r.extra["sweep"].items()}}
+                if "sweep" in r.extra
+                else {}
+            ),
             **r.report.to_json(),
         }
         for r in runs
