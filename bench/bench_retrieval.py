@@ -27,6 +27,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -359,6 +360,7 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, wall: float)
         f"Machine: {platform.platform()}, {os.cpu_count()} cores (shared with other work, so "
         f"wall times are indicative), Python {platform.python_version()}. "
         f"Whole run: {wall / 60:.1f} min.",
+        f"Our embedding backend: {args.backend_used} (LangChain: float32). "
         f"BM25 tokenizer: `{args.tokenizer_signature}`; rrf_k={args.rrf_k}, "
         f"candidates per retriever={args.candidates}; hybrid weights dense:BM25 = "
         f"{args.dense_weight:g}:{args.keyword_weight:g} (`hybrid 1:1`: plain RRF).",
@@ -455,6 +457,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also evaluate hybrid with each of these dense weights (a table of its own)",
     )
     parser.add_argument("--embed-cache", type=Path, help="reuse embeddings across runs")
+    parser.add_argument(
+        "--backend",
+        default="float32",
+        choices=["float32", "bfloat16", "onnx-int8", "auto"],
+        help="our embedding backend (LangChain always runs float32)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.md"))
     args = parser.parse_args(argv)
     command = "python bench/bench_retrieval.py " + " ".join(argv or sys.argv[1:])
@@ -474,9 +482,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ingest.embedders import create_embedder
 
-    # float32 weights: the same numbers LangChain's HuggingFaceEmbeddings computes.
-    embedder: Any = create_embedder("all-MiniLM-L6-v2", backend="float32")
+    # float32 by default: the same numbers LangChain's HuggingFaceEmbeddings computes.
+    onnx_cache = Path(tempfile.mkdtemp(prefix="bench-retrieval-onnx-"))
+    embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=args.backend, cache_dir=onnx_cache)
+    args.backend_used = embedder.backend
     if args.embed_cache:
+        if embedder.backend != "float32":  # vectors are cached by text: one folder per backend
+            args.embed_cache = args.embed_cache / embedder.backend
         embedder = CachedEmbedder(embedder, args.embed_cache)
     timings = Timings(args.embed_cache)
     runs: list[Run] = []
