@@ -60,9 +60,8 @@ class EmbeddingSettings(BaseModel):
         description=(
             "Numeric backend: float32; bfloat16 (1.7x to 2.6x faster on CPUs with AMX or "
             "AVX512-BF16, cosine 0.9999 to float32); onnx-int8 (int8 ONNX export made once under "
-            "DATA_DIR/cache/onnx, cosine ~0.99; 1.5x faster documents and 4x faster queries on "
-            "an AVX2-only CPU); auto picks bfloat16 where the CPU has native bfloat16, else "
-            "onnx-int8 on x86 with AVX2, else float32."
+            "DATA_DIR/cache/onnx, cosine ~0.995); auto picks bfloat16 where the CPU has native "
+            "bfloat16, else float32."
         ),
     )
     batch_tokens: int = Field(

@@ -10,18 +10,14 @@ Backends of the sentence-transformers embedder:
 * ``onnx-int8``: a one-time ONNX export, dynamically quantised to int8 (per-channel weights of
   the MatMuls), run by onnxruntime (``ingest.onnx_export``). Cosine about 0.99 to float32.
 
-``auto`` resolves once, at start-up, from the CPU's capabilities, to the fastest backend that
-kept dev-set retrieval within a point of float32 where it was measured:
-
-* ``bfloat16`` where the CPU has native bfloat16 units and torch's oneDNN can use them (there
-  it beat int8: 2.6x float32 against 1.1x, on an AMX machine);
-* else ``onnx-int8`` on x86 CPUs with AVX2 (an AVX2-only AMD EPYC: documents 1.5x, a single
-  query 4.2x float32; dense dev-set retrieval 0.875 / 0.950 / 0.904 hit@1 / hit@5 / MRR@10
-  against float32's 0.825 / 0.950 / 0.880). If the model cannot be exported (not
-  mean-pooled), the embedder falls back to ``float32`` and logs why;
-* else ``float32`` (other CPUs are unmeasured).
-
-A device other than ``cpu`` (``cuda``, ``mps``) resolves to ``float32``.
+``auto`` resolves once, at start-up, from the CPU's capabilities: ``bfloat16`` where the CPU has
+native bfloat16 units and torch's oneDNN can use them, else ``float32``. It never picks
+``onnx-int8`` by itself: on the machines measured it was slower than bfloat16 where bfloat16 is
+native, and its vectors drift further from float32 (set it explicitly where it measures
+faster). On an AVX2-only AMD EPYC it embedded documents 1.5x and a single query 4.2x faster
+than float32, but hybrid dev-set retrieval fell from 0.925 / 0.975 / 0.944 to 0.875 / 0.950 /
+0.900 (hit@1 / hit@5 / MRR@10), outside the one-point bound ``auto`` keeps, so float32 stays
+the choice there too. A device other than ``cpu`` (``cuda``, ``mps``) resolves to ``float32``.
 """
 
 from __future__ import annotations
@@ -31,21 +27,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "BACKENDS",
-    "BF16_CPU_FLAGS",
-    "INT8_CPU_FLAGS",
-    "cpu_flags",
-    "native_bf16",
-    "resolve_backend",
-]
+__all__ = ["BACKENDS", "BF16_CPU_FLAGS", "cpu_flags", "native_bf16", "resolve_backend"]
 
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "float32", "bfloat16", "onnx-int8")
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-#: onnxruntime's int8 kernels beat float32 where these vector units are (x86-64-v3 and up).
-INT8_CPU_FLAGS = frozenset({"avx2"})
 _CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -102,7 +89,4 @@ def resolve_backend(backend: str, device: str = "cpu", flags: frozenset[str] | N
         return backend
     if device != "cpu":
         return "float32"
-    flags = cpu_flags() if flags is None else flags
-    if native_bf16(flags):
-        return "bfloat16"
-    return "onnx-int8" if flags & INT8_CPU_FLAGS else "float32"
+    return "bfloat16" if native_bf16(flags) else "float32"

@@ -146,20 +146,11 @@ class SentenceTransformerEmbedder:
             from ingest import onnx_export
 
             folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
-            try:
-                exported = onnx_export.export_int8(
-                    self._model, _model_folder(location), folder, self.model_name
-                )
-            except ConfigurationError as exc:
-                if backend != "auto":
-                    raise
-                # auto chose int8 for the CPU; a model it cannot export still runs in float32.
-                logger.warning("embedder %s: %s; using float32", self.model_name, exc)
-                resolved = self.backend = "float32"
-                self.cache_namespace = f"{self.model_name}|{resolved}"
-            else:
-                self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
-                self._onnx_query = onnx_export.OnnxSession(exported, threads=1)
+            exported = onnx_export.export_int8(
+                self._model, _model_folder(location), folder, self.model_name
+            )
+            self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
+            self._onnx_query = onnx_export.OnnxSession(exported, threads=1)
         logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
         # sentence-transformers 5 renamed get_sentence_embedding_dimension.
         get_dimension: Callable[[], int | None] = (

@@ -60,14 +60,10 @@ def pipeline_for(embedder: Any, limits: LoadLimits, **options: Any) -> IngestPip
 
 
 def test_auto_backend_follows_cpu_capabilities(tmp_path: Path) -> None:
-    assert resolve_backend("auto", flags=frozenset({"avx2", "fma"})) == "onnx-int8"
-    assert resolve_backend("auto", flags=frozenset({"sse2", "neon"})) == "float32"
+    assert resolve_backend("auto", flags=frozenset({"avx2", "fma"})) == "float32"
     assert resolve_backend("auto", device="cuda", flags=frozenset({"amx_bf16"})) == "float32"
-    assert resolve_backend("auto", device="cuda", flags=frozenset({"avx2"})) == "float32"
     expected = "bfloat16" if native_bf16(frozenset({"amx_bf16"})) else "float32"
     assert resolve_backend("auto", flags=frozenset({"amx_bf16"})) == expected
-    expected = "bfloat16" if native_bf16(frozenset({"amx_bf16", "avx2"})) else "onnx-int8"
-    assert resolve_backend("auto", flags=frozenset({"amx_bf16", "avx2"})) == expected
     for explicit in ("float32", "bfloat16", "onnx-int8"):
         assert resolve_backend(explicit, flags=frozenset()) == explicit
     with pytest.raises(ValueError, match="onnx-int8"):
@@ -344,25 +340,3 @@ def test_concurrent_queries_share_forward_passes(
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert sum(batches) == len(queries)
     assert len(batches) < len(queries)  # queries that arrived during a pass went together
-
-
-@pytest.mark.integration
-def test_auto_falls_back_to_float32_when_the_model_cannot_be_exported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from core.errors import ConfigurationError
-    from ingest import embedders, onnx_export
-
-    def refuse(*args: object, **kwargs: object) -> Path:
-        raise ConfigurationError("the onnx-int8 embedding backend supports mean-pooled models only")
-
-    monkeypatch.setattr(embedders, "resolve_backend", lambda backend, device="cpu": "onnx-int8")
-    monkeypatch.setattr(onnx_export, "export_int8", refuse)
-    with caplog.at_level("WARNING"):
-        auto = embedders.create_embedder("all-MiniLM-L6-v2", backend="auto", cache_dir=tmp_path)
-    assert auto.backend == "float32"  # type: ignore[attr-defined]
-    assert auto.cache_namespace.endswith("|float32")  # type: ignore[attr-defined]
-    assert "mean-pooled" in caplog.text
-    assert auto.embed(["a sentence"]).shape == (1, 384)
-    with pytest.raises(ConfigurationError, match="mean-pooled"):  # asked for explicitly: an error
-        embedders.create_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=tmp_path)
