@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,10 +60,9 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
     from ingest.embedders import create_embedder
 
     backends = ["float32", "onnx-int8"] + (["bfloat16"] if native_bf16() else [])
-    cache = Path(tempfile.mkdtemp(prefix="bench-query-onnx-"))
     rows = []
     for backend in backends:
-        embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=backend, cache_dir=cache)
+        embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=backend)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the server embeds queries
         try:

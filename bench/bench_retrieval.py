@@ -27,7 +27,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -483,8 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest.embedders import create_embedder
 
     # float32 by default: the same numbers LangChain's HuggingFaceEmbeddings computes.
-    onnx_cache = Path(tempfile.mkdtemp(prefix="bench-retrieval-onnx-"))
-    embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=args.backend, cache_dir=onnx_cache)
+    # (an int8 export is cached in the embedder's default temp folder, keyed by model and versions)
+    embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=args.backend)
     args.backend_used = embedder.backend
     if args.embed_cache:
         if embedder.backend != "float32":  # vectors are cached by text: one folder per backend
