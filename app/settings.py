@@ -55,13 +55,22 @@ class EmbeddingSettings(BaseModel):
         "all-MiniLM-L6-v2",
         description="Model name, or a local folder; the bundled all-MiniLM-L6-v2 by default.",
     )
-    backend: Literal["auto", "float32", "bfloat16", "onnx-int8"] = Field(
+    backend: Literal["auto", "float32", "bfloat16", "onnx-float32", "onnx-int8"] = Field(
         "auto",
         description=(
-            "Numeric backend: float32; bfloat16 (1.7x to 2.6x faster on CPUs with AMX or "
-            "AVX512-BF16, cosine 0.9999 to float32); onnx-int8 (int8 ONNX export made once under "
-            "DATA_DIR/cache/onnx, cosine ~0.995); auto picks bfloat16 where the CPU has native "
-            "bfloat16, else float32."
+            "Numeric backend for documents: float32; bfloat16 (1.7x to 2.6x faster on CPUs with "
+            "AMX or AVX512-BF16, cosine 0.9999 to float32); onnx-float32 (ONNX export made once "
+            "under DATA_DIR/cache/onnx, the float32 vectors); onnx-int8 (int8 ONNX export, "
+            "cosine ~0.995); auto picks bfloat16 where the CPU has native bfloat16, else float32."
+        ),
+    )
+    query_backend: Literal["auto", "same", "onnx-float32"] = Field(
+        "auto",
+        description=(
+            "Backend for search queries: same (as documents) or onnx-float32 (the float32 "
+            "vectors, ~2x faster for one short query; exported in a background process at "
+            "start-up, queries use the documents' backend until it is ready); auto picks "
+            "onnx-float32 where documents are float32 on the CPU, else same."
         ),
     )
     batch_tokens: int = Field(

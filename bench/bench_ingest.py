@@ -7,8 +7,8 @@ Usage::
 
 Three phases, each in its own subprocess (so each peak RSS, ``VmHWM``, is its own):
 
-* ``backends``: embeds the same ``--backend-chunks`` real corpus chunks with float32, bfloat16
-  and onnx-int8 (after a warm-up batch; the int8 export is made first and not timed); reports
+* ``backends``: embeds the same ``--backend-chunks`` real corpus chunks with float32, bfloat16,
+  onnx-float32 and onnx-int8 (after a warm-up batch; the exports are made first, not timed); reports
   chunks/s, the speed-up over float32 and the cosine to float32 (min and mean).
 * ``ours``: a fresh data dir; the server's own components built from default ``Settings``
   (``auto`` backend, embedding cache on, FAISS store): ``ingest_many`` over the corpus files,
@@ -81,7 +81,8 @@ def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
     from ingest.limits import LoadLimits
     from ingest.loaders import load_file
 
-    reference = create_embedder("all-MiniLM-L6-v2", backend="float32")
+    # Documents only: query_backend "same", so no query export runs beside the timings.
+    reference = create_embedder("all-MiniLM-L6-v2", backend="float32", query_backend="same")
     texts: list[str] = []
     for path, source in corpus(None)[::7]:
         document = load_file(path, source, LoadLimits())
@@ -98,6 +99,9 @@ def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
     embedders = {
         "float32": reference,
         "bfloat16": create_embedder("all-MiniLM-L6-v2", backend="bfloat16"),
+        "onnx-float32": create_embedder(
+            "all-MiniLM-L6-v2", backend="onnx-float32", cache_dir=cache_dir
+        ),
         "onnx-int8": create_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=cache_dir),
     }
     out: dict[str, Any] = {"chunks": len(texts), "mean_tokens": tokens, "rows": {}}

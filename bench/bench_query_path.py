@@ -8,9 +8,10 @@ Usage::
 Measured in one process, one after another, each as the median of ``--repeats`` calls:
 
 * the query embedding of the 40 dev questions (about 31 tokens each) with each embedding
-  backend the CPU runs natively (float32, onnx-int8, and bfloat16 where the CPU has native
-  bfloat16), one query at a time and ``--batch`` at once (the server coalesces concurrent
-  queries into one forward pass), on one thread as the server runs queries;
+  backend the CPU runs natively (float32 through torch; float32 documents with queries on the
+  ONNX float32 export, the default; onnx-int8; and bfloat16 where the CPU has native bfloat16),
+  one query at a time and ``--batch`` at once (the server coalesces concurrent queries into one
+  forward pass), on one thread as the server runs queries;
 * a FAISS flat search (top 10) over ``--chunks`` random unit vectors: one query, ``--batch``
   queries one after another, and the same ``--batch`` queries in one ``search_many`` call (what
   the server does with concurrent unfiltered searches); with ``--hnsw`` also an HNSW index.
@@ -59,10 +60,20 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
     from ingest.backends import native_bf16
     from ingest.embedders import create_embedder
 
-    backends = ["float32", "onnx-int8"] + (["bfloat16"] if native_bf16() else [])
+    # (documents' backend, query backend): float32 documents with queries on torch, then with
+    # queries on the ONNX float32 export (the default, same vectors), then the other backends.
+    backends = [("float32", "same"), ("float32", "onnx-float32"), ("onnx-int8", "same")]
+    backends += [("bfloat16", "same")] if native_bf16() else []
     rows = []
-    for backend in backends:
-        embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=backend)
+    for backend, query_backend in backends:
+        embedder: Any = create_embedder(
+            "all-MiniLM-L6-v2", backend=backend, query_backend=query_backend
+        )
+        if not embedder.query_ready.wait(600) or (
+            query_backend != "same" and embedder.query_backend != query_backend
+        ):
+            raise RuntimeError(f"the {query_backend} query backend did not come up")
+        label = backend if query_backend == "same" else f"{backend}, queries {query_backend}"
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the server embeds queries
         try:
@@ -75,8 +86,8 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
             )
         finally:
             torch.set_num_threads(threads)
-        rows.append((backend, one, many))
-        log(f"embedding {backend}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms")
+        rows.append((label, one, many))
+        log(f"embedding {label}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms")
     return rows
 
 

@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python bench/bench_search_load.py [--chunks 100000] [--clients 8]
-        [--requests 2000] [--duration 90] [--out bench/results/search_load.md]
+        [--requests 2000] [--duration 90] [--query-backends auto same]
+        [--out bench/results/search_load.md]
 
 A fresh data dir gets a FAISS collection (flat index, the default) of ``--chunks`` random unit
 vectors with short texts, written straight into the store in documents of 100 chunks; then
@@ -14,6 +15,11 @@ One client alone runs first (the baseline latency), then ``--clients`` at once; 
 after ``--requests`` requests or ``--duration`` seconds, whichever comes first, after a
 warm-up. Reported: p50/p99 latency, requests per second, the server's RSS at rest (VmRSS
 after the load) and peak (VmHWM).
+
+The server runs once per ``--query-backends`` entry (``RAG_EMBEDDING__QUERY_BACKEND``), on the
+same store, one after the other: ``same`` (queries embedded like documents, torch) is the
+baseline of the default ``auto`` (an ONNX float32 export for queries, made in the background:
+the load starts once ``/readyz`` reports it in use).
 """
 
 from __future__ import annotations
@@ -96,9 +102,12 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
-def start_server(data_dir: Path, port: int, index: str, log_file: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    data_dir: Path, port: int, index: str, query_backend: str, log_file: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "RAG_EMBEDDING__QUERY_BACKEND": query_backend,
         "RAG_VECTORSTORE__BACKEND": "faiss",
         "RAG_VECTORSTORE__FAISS__INDEX": index,
         "RAG_LLM__LOAD_AT_STARTUP": "false",  # search only: no generator in memory
@@ -112,7 +121,10 @@ def start_server(data_dir: Path, port: int, index: str, log_file: Path) -> subpr
         return subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float) -> None:
+async def wait_ready(
+    base: str, server: subprocess.Popen[bytes], timeout: float, query_backend: str
+) -> dict[str, Any]:
+    """Wait for ``/readyz`` (and, for ``auto``, the ONNX query export); return its embedding."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -121,10 +133,13 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float)
             if server.poll() is not None:
                 raise RuntimeError(f"the server exited with {server.returncode}")
             try:
-                if (await client.get("/readyz")).status_code == 200:  # 503 while loading
-                    return
+                response = await client.get("/readyz")  # 503 while loading
             except httpx.HTTPError:
-                pass
+                response = None
+            if response is not None and response.status_code == 200:
+                embedding: dict[str, Any] = response.json()["detail"].get("embedding", {})
+                if query_backend == "same" or embedding.get("query_backend", "").startswith("onnx"):
+                    return embedding
             await asyncio.sleep(0.5)
     raise TimeoutError(f"the server was not ready within {timeout:.0f} s")
 
@@ -188,38 +203,96 @@ async def load(
 
 
 def render(result: dict[str, Any], command: str) -> str:
-    rows = result["runs"]
     lines = [
         "## Search under load",
         "",
         f"Command: `{command}`",
         "",
         f"{result['chunks']} chunks (FAISS {result['index']}), {result['mode']} search, real "
-        "questions embedded by the server "
-        f"({result['backend']}), top 10, loopback HTTP; {os.cpu_count()} cores, load average "
-        f"{result['loadavg']:.1f}.",
+        "questions embedded by the server, top 10, loopback HTTP; documents' embedding backend "
+        f"{result['backend']}; {os.cpu_count()} cores, load average {result['loadavg']:.1f}.",
         "",
-        "| clients | requests | errors | p50 (ms) | p90 (ms) | p99 (ms) | requests/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| query backend | clients | requests | errors | p50 (ms) | p90 (ms) | p99 (ms) "
+        "| requests/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in rows:
+    for server in result["servers"]:
+        for run in server["runs"]:
+            lines.append(
+                f"| {server['query_backend']} ({server['setting']}) | {run['clients']} | "
+                f"{run['requests']} | {run['errors']} | {run['p50_ms']:.1f} | "
+                f"{run['p90_ms']:.1f} | {run['p99_ms']:.1f} | {run['rps']:.1f} |"
+            )
+    lines.append("")
+    servers = result["servers"]
+    for server in servers:
+        base, top = server["runs"][0], server["runs"][-1]
         lines.append(
-            f"| {run['clients']} | {run['requests']} | {run['errors']} | {run['p50_ms']:.1f} | "
-            f"{run['p90_ms']:.1f} | {run['p99_ms']:.1f} | {run['rps']:.1f} |"
+            f"- {server['setting']}: {top['clients']} clients vs 1: p50 "
+            f"{top['p50_ms'] / base['p50_ms']:.2f}x, requests/s {top['rps'] / base['rps']:.2f}x; "
+            f"server RSS {server['rss_ready_mb']:.0f} MB ready, {server['rss_rest_mb']:.0f} MB "
+            f"at rest after the load, peak (VmHWM) {server['rss_peak_mb']:.0f} MB; start to "
+            f"ready {server['startup_s']:.1f} s"
         )
-    base, top = rows[0], rows[-1]
+    if len(servers) > 1:
+        first, last = servers[0], servers[-1]
+        for i, run in enumerate(first["runs"]):
+            other = last["runs"][i]
+            lines.append(
+                f"- {first['setting']} vs {last['setting']}, {run['clients']} client(s): p50 "
+                f"{other['p50_ms'] / run['p50_ms']:.2f}x faster, p99 "
+                f"{other['p99_ms'] / run['p99_ms']:.2f}x, requests/s "
+                f"{run['rps'] / other['rps']:.2f}x"
+            )
     lines += [
-        "",
-        f"- {top['clients']} clients vs 1: p50 {top['p50_ms'] / base['p50_ms']:.2f}x, "
-        f"requests/s {top['rps'] / base['rps']:.2f}x (targets at 100k chunks: p50 <= 15 ms, "
-        "p99 <= 50 ms)",
-        f"- server RSS: {result['rss_ready_mb']:.0f} MB ready, {result['rss_rest_mb']:.0f} MB at "
-        f"rest after the load, peak (VmHWM) {result['rss_peak_mb']:.0f} MB",
-        f"- building the store: {result['build_s']:.1f} s; server start to ready: "
-        f"{result['startup_s']:.1f} s",
+        "- targets at 100k chunks: p50 <= 15 ms, p99 <= 50 ms",
+        f"- building the store: {result['build_s']:.1f} s",
         "",
     ]
     return "\n".join(lines)
+
+
+def run_server(
+    data_dir: Path, tmp: Path, setting: str, args: argparse.Namespace, queries: list[str]
+) -> dict[str, Any]:
+    """Serve the store with one query backend, run the loads, stop; return the figures."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_file = tmp / f"server-{setting}.log"
+    server = start_server(data_dir, port, args.index, setting, log_file)
+    try:
+        started = time.perf_counter()
+        embedding = asyncio.run(wait_ready(base, server, args.startup_timeout, setting))
+        startup_s = time.perf_counter() - started
+        ready = proc_status(server.pid)
+        log(f"{setting}: ready in {startup_s:.1f} s ({embedding}); RSS {ready['VmRSS']:.0f} MB")
+        runs = []
+        for clients in sorted({1, args.clients}):
+            run = asyncio.run(
+                load(base, queries, clients, args.requests, args.duration, args.warmup, args.mode)
+            )
+            log(json.dumps(run))
+            runs.append(run)
+        time.sleep(1.0)
+        rest = proc_status(server.pid)
+    except BaseException:
+        sys.stderr.write(log_file.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return {
+        "setting": setting,
+        "query_backend": embedding.get("query_backend", "?"),
+        "runs": runs,
+        "startup_s": startup_s,
+        "rss_ready_mb": ready["VmRSS"],
+        "rss_rest_mb": rest["VmRSS"],
+        "rss_peak_mb": rest["VmHWM"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-timeout", type=float, default=300.0)
     parser.add_argument("--index", choices=["flat", "hnsw"], default="flat")
     parser.add_argument("--mode", choices=["dense", "bm25", "hybrid"], default="dense")
+    parser.add_argument(
+        "--query-backends",
+        nargs="+",
+        choices=["auto", "same", "onnx-float32"],
+        default=["same", "auto"],
+        help="one server run per entry, the first being the baseline",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/search_load.md"))
     args = parser.parse_args(argv)
 
@@ -242,41 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = Path(tmp) / "data"
         log(f"writing {args.chunks} chunks")
         build_s = build_store(data_dir, args.chunks, args.index)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = start_server(data_dir, port, args.index, Path(tmp) / "server.log")
-        try:
-            started = time.perf_counter()
-            asyncio.run(wait_ready(base, server, args.startup_timeout))
-            startup_s = time.perf_counter() - started
-            ready = proc_status(server.pid)
-            log(f"server ready in {startup_s:.1f} s; RSS {ready['VmRSS']:.0f} MB")
-            runs = []
-            for clients in sorted({1, args.clients}):
-                run = asyncio.run(
-                    load(
-                        base,
-                        queries,
-                        clients,
-                        args.requests,
-                        args.duration,
-                        args.warmup,
-                        args.mode,
-                    )
-                )
-                log(json.dumps(run))
-                runs.append(run)
-            time.sleep(1.0)
-            rest = proc_status(server.pid)
-        except BaseException:
-            sys.stderr.write((Path(tmp) / "server.log").read_text(errors="replace")[-4000:])
-            raise
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        servers = [
+            run_server(data_dir, Path(tmp), setting, args, queries)
+            for setting in args.query_backends
+        ]
     from ingest.backends import resolve_backend
 
     result = {
@@ -285,12 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         "mode": args.mode,
         "backend": resolve_backend("auto"),
         "loadavg": os.getloadavg()[0],
-        "runs": runs,
+        "servers": servers,
         "build_s": build_s,
-        "startup_s": startup_s,
-        "rss_ready_mb": ready["VmRSS"],
-        "rss_rest_mb": rest["VmRSS"],
-        "rss_peak_mb": rest["VmHWM"],
     }
     command = " ".join(
         ["bench/bench_search_load.py", *(argv if argv is not None else sys.argv[1:])]

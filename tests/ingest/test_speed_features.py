@@ -64,7 +64,7 @@ def test_auto_backend_follows_cpu_capabilities(tmp_path: Path) -> None:
     assert resolve_backend("auto", device="cuda", flags=frozenset({"amx_bf16"})) == "float32"
     expected = "bfloat16" if native_bf16(frozenset({"amx_bf16"})) else "float32"
     assert resolve_backend("auto", flags=frozenset({"amx_bf16"})) == expected
-    for explicit in ("float32", "bfloat16", "onnx-int8"):
+    for explicit in ("float32", "bfloat16", "onnx-float32", "onnx-int8"):
         assert resolve_backend(explicit, flags=frozenset()) == explicit
     with pytest.raises(ValueError, match="onnx-int8"):
         resolve_backend("float16")
@@ -137,8 +137,16 @@ def test_onnx_int8_export_is_cached_and_close_to_float32(
         raise AssertionError("the cached export must be reused")
 
     monkeypatch.setattr(onnx_export, "_export", no_second_export)
+    monkeypatch.setattr(onnx_export, "_quantise", no_second_export)
     again = create_embedder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=tmp_path)
     np.testing.assert_allclose(again.embed(real_texts[:2]), int8.embed(real_texts[:2]), atol=1e-6)
+    # The float32 export the int8 one was quantised from is kept: onnx-float32 reuses it, and
+    # its vectors are torch's float32 ones.
+    float32 = create_embedder("all-MiniLM-L6-v2", backend="onnx-float32", cache_dir=tmp_path)
+    assert (float32.backend, float32.query_backend) == ("onnx-float32", "onnx-float32")  # type: ignore[attr-defined]
+    assert float32.query_ready.is_set()  # type: ignore[attr-defined]
+    cosines = _cosines(float32.embed(real_texts), real_embedder.embed(real_texts))
+    assert cosines.min() >= 0.99999, cosines.min()
 
 
 # --- embedding cache ---------------------------------------------------------------------------
