@@ -40,7 +40,9 @@ def real_embedder():  # type: ignore[no-untyped-def]
     """The bundled model in float32, the reference the other backends are compared with.
 
     (``auto`` may pick bfloat16, whose rows move by ~1e-3 with the batch they are padded in.)
+    Queries stay on torch (``query_backend="same"``), so no test depends on when a background
+    query export finishes; ``test_query_backend.py`` tests that path.
     """
     from ingest.embedders import create_embedder
 
-    return create_embedder("all-MiniLM-L6-v2", backend="float32")
+    return create_embedder("all-MiniLM-L6-v2", backend="float32", query_backend="same")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,17 @@ def test_queries_switch_to_the_onnx_export_with_the_same_vectors(tmp_path: Path)
     np.testing.assert_allclose(after, np.stack(before), atol=1e-5)
     np.testing.assert_allclose(after, documents, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-5)
+
+    # Concurrent queries run side by side (no batching on ONNX) and never wait for the lock
+    # document batches hold: a query finishes while a document batch would be running.
+    many = [f"question number {i} about {q}" for i, q in enumerate(QUERIES * 4)]
+    with ThreadPoolExecutor(8) as pool:
+        got = np.stack(list(pool.map(embedder.embed_query, many)))
+    np.testing.assert_allclose(got, embedder.embed(many), atol=1e-5)
+    with embedder._lock, ThreadPoolExecutor(1) as pool:
+        np.testing.assert_allclose(
+            pool.submit(embedder.embed_query, QUERIES[1]).result(timeout=60), after[1], atol=1e-6
+        )
 
     mtime = (tmp_path / "onnx" / exported[0]).stat().st_mtime_ns
     again: Any = create_embedder("all-MiniLM-L6-v2", backend="float32", cache_dir=tmp_path)
