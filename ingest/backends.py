@@ -9,8 +9,8 @@ Backends of the sentence-transformers embedder:
   the same dev-set retrieval. Without those units, bfloat16 is emulated and slower than float32.
 * ``onnx-float32``: a one-time ONNX export of the same model (``ingest.onnx_export``), run by
   onnxruntime: the same vectors as ``float32`` (cosine 1.0). On the AVX2 machine measured it
-  embedded document batches 0.9x as fast as torch, but one short query 2.3x as fast, which is
-  why ``auto`` uses it for queries (below), not for documents.
+  embedded document batches as fast as torch (1.01x), but one short query 1.7x to 2.6x as fast,
+  which is why ``auto`` uses it for queries (below), not for documents.
 * ``onnx-int8``: a one-time ONNX export, dynamically quantised to int8 (per-channel weights of
   the MatMuls), run by onnxruntime (``ingest.onnx_export``). Cosine about 0.99 to float32.
 
@@ -25,8 +25,9 @@ the choice there too. A device other than ``cpu`` (``cuda``, ``mps``) resolves t
 
 Queries have a backend of their own (``resolve_query_backend``): ``same`` as the documents, or
 ``onnx-float32``. ``auto`` is ``onnx-float32`` where documents are embedded by torch in float32
-on the CPU (identical vectors, and a single query, the case a search waits on, runs 2.3x faster:
-13 ms instead of 31 ms on one AVX2 thread, ``bench/bench_query_path.py``), else ``same``:
+on the CPU (identical vectors, and a single query, the case a search waits on, runs 1.7x to
+2.6x faster: 14-18 ms instead of 30-37 ms on one AVX2 thread, ``bench/bench_query_path.py``;
+8 concurrent queries 2.3x to 2.5x), else ``same``:
 bfloat16 and int8 vectors differ slightly from float32 ones, so their queries stay with them.
 """
 
