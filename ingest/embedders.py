@@ -178,7 +178,6 @@ class SentenceTransformerEmbedder:
             self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
             self._onnx_query = onnx_export.OnnxSession(exported, threads=1)
         logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
-
         # sentence-transformers 5 renamed get_sentence_embedding_dimension.
         get_dimension: Callable[[], int | None] = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -219,15 +218,14 @@ class SentenceTransformerEmbedder:
         from ingest import onnx_export
 
         started = time.perf_counter()
+        precision = backend.removeprefix("onnx-")
         command = [
             sys.executable, "-m", "ingest.onnx_export", "--model-dir", str(model_dir),
-            "--cache-dir", str(cache_dir), "--name", self.model_name,
-            "--precision", backend.removeprefix("onnx-"),
+            "--cache-dir", str(cache_dir), "--name", self.model_name, "--precision", precision,
         ]  # fmt: skip
         root = str(Path(onnx_export.__file__).resolve().parents[1])
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        precision = backend.removeprefix("onnx-")
         try:
             path = onnx_export.cached_path(model_dir, cache_dir, self.model_name, precision)
             if not path.is_file():  # made once: later starts open it at once

@@ -235,4 +235,9 @@ def test_gate_and_stream_with_the_real_model(hf_generator: HFLocalGenerator) -> 
     started = time.monotonic()
     assert asyncio.run(scenario())
     assert time.monotonic() - started < 30
-    assert not [t for t in threading.enumerate() if t.name in {"hf-generate", "iterate-in-thread"}]
+    # The worker resolves ``finished`` as its last step, so the loop may return a moment before
+    # the thread has exited: give it that moment, then nothing may be left running.
+    workers = [t for t in threading.enumerate() if t.name in {"hf-generate", "iterate-in-thread"}]
+    for worker in workers:
+        worker.join(timeout=5)
+    assert not [t for t in workers if t.is_alive()]
