@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
     from ingest.backends import resolve_backend
 
     out["auto"] = resolve_backend("auto")
+    shutil.rmtree(cache_dir, ignore_errors=True)
     return out
 
 
@@ -163,6 +165,7 @@ def phase_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     metrics = evaluate(retrieve)
     client.close()
+    shutil.rmtree(data_dir, ignore_errors=True)  # hundreds of MB per run otherwise
     return {
         "pages": len(files),
         "backend": getattr(embedder, "backend", "?"),
