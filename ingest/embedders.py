@@ -163,14 +163,17 @@ class SentenceTransformerEmbedder:
         self._query_backend = resolved
         self.query_ready = threading.Event()
         folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
+        uses_onnx = "onnx" in resolved or query_resolved != "same"
+        model_dir = _model_folder(location) if uses_onnx else None
         if resolved == "bfloat16":
             self._model.to(torch.bfloat16)
         elif resolved in ("onnx-float32", "onnx-int8"):
             from ingest import onnx_export
 
+            assert model_dir is not None
             exported = onnx_export.export_onnx(
                 self._model,
-                _model_folder(location),
+                model_dir,
                 folder,
                 self.model_name,
                 precision=resolved.removeprefix("onnx-"),
@@ -198,12 +201,12 @@ class SentenceTransformerEmbedder:
         self._query_tokenizer_lock = threading.Lock()
         self._query_slots = threading.BoundedSemaphore(_cpus())
         self.chunk_tokenizer = HFChunkTokenizer(self.tokenizer)
-        if query_resolved == "same":
+        if model_dir is None or query_resolved == "same":
             self.query_ready.set()
         else:
             threading.Thread(
                 target=self._prepare_query_session,
-                args=(_model_folder(location), folder, query_resolved),
+                args=(model_dir, folder, query_resolved),
                 name="query-onnx-export",
                 daemon=True,
             ).start()
@@ -296,10 +299,7 @@ class SentenceTransformerEmbedder:
         if session is None:
             return self._queries(text)
         with self._query_tokenizer_lock:  # a tokenizer of its own: documents never block it
-            encoded = self._query_tokenizer(
-                [text], padding=True, truncation=True, max_length=self.max_seq_length,
-                return_tensors="np",
-            )  # fmt: skip
+            encoded = self._tokenize([text], self._query_tokenizer)
         with self._query_slots:
             vectors = session.run(encoded)
         return np.ascontiguousarray(_normalise_rows(vectors)[0])
@@ -350,9 +350,10 @@ class SentenceTransformerEmbedder:
         barrier waits for a descheduled thread (measured on 2 shared cores: 20-30 ms per query
         on one thread, 500-700 ms on two).
         """
-        session = self._onnx_query if query and self._onnx_query else self._onnx
-        if session is not None:
-            return session.run(self._tokenize(texts))
+        # Queries reach this only on torch (an ONNX query session has its own path, in
+        # ``embed_query``), so an ONNX session here is the documents' one.
+        if self._onnx is not None:
+            return self._onnx.run(self._tokenize(texts))
         import torch
 
         threads = torch.get_num_threads()
@@ -371,8 +372,8 @@ class SentenceTransformerEmbedder:
                 torch.set_num_threads(threads)
         return vectors
 
-    def _tokenize(self, texts: list[str]) -> Any:
-        return self.tokenizer(
+    def _tokenize(self, texts: list[str], tokenizer: Any = None) -> Any:
+        return (tokenizer or self.tokenizer)(
             texts,
             padding=True,
             truncation=True,

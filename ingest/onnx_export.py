@@ -195,7 +195,7 @@ def export_onnx(
         if final.is_file():  # another process made it while this one waited
             return final
         _drop_stale_temps(folder)
-        float_file = cached_path(model_dir, cache_dir, name, "float32")
+        float_file = final.with_name(final.name.replace(f".{precision}.onnx", ".float32.onnx"))
         logger.info("exporting %s to %s ONNX (once) at %s", name, precision, final)
         with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
             try:
