@@ -11,8 +11,9 @@ Measured in one process, one after another, each as the median of ``--repeats`` 
   backend the CPU runs natively (float32 through torch; float32 documents with queries on the
   ONNX float32 export, the default; onnx-int8; and bfloat16 where the CPU has native bfloat16),
   one query at a time and ``--batch`` concurrent calls (as concurrent requests make them: torch
-  coalesces them into one forward pass, an ONNX session runs them side by side, one thread
-  each), on one thread per forward pass as the server runs queries;
+  coalesces them into one forward pass, an ONNX session runs them side by side), with the
+  threads the server gives queries (torch: one per forward pass; the ONNX query session: one
+  per CPU, not spinning, and, as its baseline, the same export on one thread);
 * a FAISS flat search (top 10) over ``--chunks`` random unit vectors: one query, ``--batch``
   queries one after another, and the same ``--batch`` queries in one ``search_many`` call (what
   the server does with concurrent unfiltered searches); with ``--hnsw`` also an HNSW index.
@@ -66,6 +67,22 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
     # queries on the ONNX float32 export (the default, same vectors), then the other backends.
     backends = [("float32", "same"), ("float32", "onnx-float32"), ("onnx-int8", "same")]
     backends += [("bfloat16", "same")] if native_bf16() else []
+
+    def measure(embedder: Any) -> tuple[float, float]:
+        """One query at a time, then ``batch`` concurrent calls (as concurrent requests)."""
+        one = median_ms(lambda i: embedder.embed_query(queries[i % len(queries)]), repeats)
+        with ThreadPoolExecutor(batch) as pool:
+            many = median_ms(
+                lambda i: list(
+                    pool.map(
+                        embedder.embed_query,
+                        [queries[(i * batch + j) % len(queries)] for j in range(batch)],
+                    )
+                ),
+                max(3, repeats // 4),
+            )
+        return one, many
+
     rows = []
     for backend, query_backend in backends:
         embedder: Any = create_embedder(
@@ -77,23 +94,26 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
             raise RuntimeError(f"the {query_backend} query backend did not come up")
         label = backend if query_backend == "same" else f"{backend}, queries {query_backend}"
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as the server embeds queries
+        torch.set_num_threads(1)  # as the server embeds queries on torch
         try:
-            one = median_ms(lambda i, e=embedder: e.embed_query(queries[i % len(queries)]), repeats)
-            with ThreadPoolExecutor(batch) as pool:  # as concurrent requests call it
-                many = median_ms(
-                    lambda i, e=embedder, p=pool: list(
-                        p.map(
-                            e.embed_query,
-                            [queries[(i * batch + j) % len(queries)] for j in range(batch)],
-                        )
-                    ),
-                    max(3, repeats // 4),
+            one, many = measure(embedder)
+            rows.append((label, one, many))
+            log(f"embedding {label}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms")
+            session = getattr(embedder, "_onnx_query", None)
+            if query_backend == "onnx-float32" and session is not None and session.threads > 1:
+                # The baseline of the query session's threads: the same export on one thread
+                # with onnxruntime's default (spinning) pool, as the server ran it before.
+                from ingest.onnx_export import OnnxSession
+
+                embedder._onnx_query = OnnxSession(session.path, threads=1)
+                one, many = measure(embedder)
+                embedder._onnx_query = session
+                rows.append((f"{label}, 1 thread (before)", one, many))
+                log(
+                    f"embedding {label}, 1 thread: 1 query {one:.1f} ms, {batch} at once {many:.1f}"
                 )
         finally:
             torch.set_num_threads(threads)
-        rows.append((label, one, many))
-        log(f"embedding {label}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms")
     return rows
 
 
@@ -154,7 +174,8 @@ def render(
         f"Command: `{' '.join(['bench/bench_query_path.py', *args.argv])}`",
         "",
         f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
-        f"medians of {args.repeats} calls; one thread each, as the server runs them.",
+        f"medians of {args.repeats} calls; threads as the server runs them: a torch query on one "
+        "thread, the ONNX query session on one thread per CPU, not spinning.",
         "",
         f"### Query embedding (the 40 dev questions; {args.batch} at once = {args.batch} "
         "concurrent calls: one coalesced batch on torch, side by side on ONNX)",
@@ -194,6 +215,15 @@ def render(
         lines.append(
             f"- the same with the default query backend (float32 documents, queries on the ONNX "
             f"float32 export): {total:.1f} ms, of which the embedding {100 * onnx / total:.0f} %."
+        )
+    rows = {name: (one, many) for name, one, many in emb}
+    now = rows.get("float32, queries onnx-float32")
+    before = rows.get("float32, queries onnx-float32, 1 thread (before)")
+    if now and before:
+        lines.append(
+            f"- the ONNX query session on {os.cpu_count()} non-spinning threads vs one thread: "
+            f"1 query {before[0] / now[0]:.2f}x faster, {args.batch} at once "
+            f"{before[1] / now[1]:.2f}x."
         )
     return "\n".join(lines)
 

@@ -27,7 +27,8 @@ Queries have a backend of their own (``resolve_query_backend``): ``same`` as the
 ``onnx-float32``. ``auto`` is ``onnx-float32`` where documents are embedded by torch in float32
 on the CPU (identical vectors, and a single query, the case a search waits on, runs 1.7x to
 2.6x faster: 14-18 ms instead of 30-37 ms on one AVX2 thread, ``bench/bench_query_path.py``;
-8 concurrent queries 2.3x to 2.5x), else ``same``:
+8 concurrent queries 2.3x to 2.5x; 12.8 ms on the query session's two non-spinning threads,
+``ingest.embedders.query_session``), else ``same``:
 bfloat16 and int8 vectors differ slightly from float32 ones, so their queries stay with them.
 """
 

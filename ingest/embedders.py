@@ -179,7 +179,7 @@ class SentenceTransformerEmbedder:
                 precision=resolved.removeprefix("onnx-"),
             )
             self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
-            self._onnx_query = onnx_export.OnnxSession(exported, threads=1)
+            self._onnx_query = query_session(exported)
         logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
         # sentence-transformers 5 renamed get_sentence_embedding_dimension.
         get_dimension: Callable[[], int | None] = (
@@ -244,7 +244,7 @@ class SentenceTransformerEmbedder:
                     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
                     raise RuntimeError(f"the export process exited with {done.returncode}: {tail}")
                 path = Path(done.stdout.strip().splitlines()[-1])
-            session = onnx_export.OnnxSession(path, 1)
+            session = query_session(path)
             probe = ["a query to check the export against the model"]
             with self._lock:
                 expected = self._forward(probe, query=True)
@@ -288,12 +288,14 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
         """Embed one search query (a long one is truncated); returns shape ``(dimension,)``.
 
-        On an ONNX query session (``query_backend``), each query runs on its own, one thread
-        each, up to one per CPU at a time, beside document batches: onnxruntime sessions are
-        thread-safe, and batching short queries saves nothing there (measured: 8 at once cost
-        8 times one). On torch, concurrent calls are batched instead: each query joins a queue,
-        and whichever thread next holds the model embeds every queued query in one forward
-        pass, so under load the model runs once per group of queries rather than once per query.
+        On an ONNX query session (``query_backend``), each query runs on its own, up to one per
+        CPU at a time, beside document batches: onnxruntime sessions are thread-safe, and
+        batching short queries saves nothing there (measured: 8 at once cost 8 times one). The
+        session has one thread per CPU that do not spin (``query_session``): a lone query
+        spreads over the idle cores, concurrent ones share them. On torch, concurrent calls
+        are batched instead: each query joins a queue, and whichever thread next holds the
+        model embeds every queued query in one forward pass, so under load the model runs once
+        per group of queries rather than once per query.
         """
         session = self._onnx_query
         if session is None:
@@ -380,6 +382,20 @@ class SentenceTransformerEmbedder:
             max_length=self.max_seq_length,
             return_tensors="np",
         )
+
+
+def query_session(path: Path) -> OnnxSession:
+    """Open an ONNX export for queries: one intra-op thread per CPU, none spinning.
+
+    Measured on 2 AVX2 cores (the 40 dev questions, ``bench/bench_query_path.py``): a lone query
+    took 11-12 ms instead of 14-16 ms on one thread, and 8 concurrent callers, at most 2 at a
+    time, got the same throughput as on one-thread sessions (129 vs 130 queries/s). Spinning
+    pool threads (onnxruntime's default) halved that throughput; without spinning, queries
+    beside a busy machine were no slower than on one thread.
+    """
+    from ingest import onnx_export
+
+    return onnx_export.OnnxSession(path, threads=_cpus(), spinning=False)
 
 
 def _cpus() -> int:

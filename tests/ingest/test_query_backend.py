@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ def test_queries_switch_to_the_onnx_export_with_the_same_vectors(tmp_path: Path)
     np.testing.assert_allclose(after, np.stack(before), atol=1e-5)
     np.testing.assert_allclose(after, documents, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, rtol=1e-5)
+    # A lone query may use every CPU; idle pool threads sleep instead of spinning.
+    options = embedder._onnx_query._session.get_session_options()
+    assert options.intra_op_num_threads == len(os.sched_getaffinity(0))
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
     # Concurrent queries run side by side (no batching on ONNX) and never wait for the lock
     # document batches hold: a query finishes while a document batch would be running.
