@@ -5,11 +5,14 @@ Usage::
     .venv/bin/python bench/bench_ingest.py [--pages N] [--backend-chunks 256]
         [--skip-langchain] [--skip-backends] [--out bench/results/ingest.md]
 
-Three phases, each in its own subprocess (so each peak RSS, ``VmHWM``, is its own):
+Four phases, each in its own subprocess (so each peak RSS, ``VmHWM``, is its own):
 
 * ``backends``: embeds the same ``--backend-chunks`` real corpus chunks with float32, bfloat16,
   onnx-float32 and onnx-int8 (after a warm-up batch; the exports are made first, not timed); reports
   chunks/s, the speed-up over float32 and the cosine to float32 (min and mean).
+* ``batch`` (once per ``--batch-sweep`` entry): the ``auto`` backend embeds the same chunks with
+  that many padded tokens per forward pass; reports chunks/s and how far the process's peak RSS
+  rose above its RSS before the timed batches.
 * ``ours``: a fresh data dir; the server's own components built from default ``Settings``
   (``auto`` backend, embedding cache on, FAISS store): ``ingest_many`` over the corpus files,
   then ``persist()``: from files to a searchable store. Then the unchanged corpus again. Then
@@ -41,12 +44,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def peak_rss_mb() -> float:
-    """Return this process's peak resident set size (VmHWM) in MB."""
+def _status_mb(key: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident set size (VmHWM) in MB."""
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float:
+    """Return this process's resident set size now (VmRSS) in MB."""
+    return _status_mb("VmRSS")
 
 
 def log(line: str) -> None:
@@ -74,27 +86,33 @@ def evaluate(retrieve: Any) -> dict[str, float]:
     return metrics
 
 
-def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-
+def sample_texts(embedder: Any, wanted: int) -> list[str]:
+    """``wanted`` real chunks (what the server embeds), up to 6 from every 7th corpus page."""
     from ingest.chunking import chunk_document, document_id_for, embedding_text
-    from ingest.embedders import create_embedder
     from ingest.limits import LoadLimits
     from ingest.loaders import load_file
 
-    # Documents only: query_backend "same", so no query export runs beside the timings.
-    reference = create_embedder("all-MiniLM-L6-v2", backend="float32", query_backend="same")
     texts: list[str] = []
     for path, source in corpus(None)[::7]:
         document = load_file(path, source, LoadLimits())
         chunks = chunk_document(
-            document, document_id_for(source), reference.chunk_tokenizer,  # type: ignore[attr-defined]
+            document, document_id_for(source), embedder.chunk_tokenizer,
             chunk_size=200, chunk_overlap=30,
         )  # fmt: skip
         texts += [embedding_text(c) for c in chunks[:6]]
-        if len(texts) >= args.backend_chunks:
+        if len(texts) >= wanted:
             break
-    texts = texts[: args.backend_chunks]
+    return texts[:wanted]
+
+
+def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from ingest.embedders import create_embedder
+
+    # Documents only: query_backend "same", so no query export runs beside the timings.
+    reference = create_embedder("all-MiniLM-L6-v2", backend="float32", query_backend="same")
+    texts = sample_texts(reference, args.backend_chunks)
     tokens = sum(reference.count_tokens(t) for t in texts) / len(texts)
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     embedders = {
@@ -127,6 +145,33 @@ def phase_backends(args: argparse.Namespace) -> dict[str, Any]:
     out["auto"] = resolve_backend("auto")
     shutil.rmtree(cache_dir, ignore_errors=True)
     return out
+
+
+def phase_batch(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``auto`` backend at one ``--batch-tokens`` setting: chunks/s and memory growth."""
+    from ingest.embedders import create_embedder
+
+    embedder: Any = create_embedder(
+        "all-MiniLM-L6-v2", query_backend="same", batch_tokens=args.batch_tokens
+    )
+    texts = sample_texts(embedder, args.backend_chunks)
+    embedder.embed(texts[:8])  # warm-up: a small batch, so the peak is the timed batches'
+    before = rss_mb()
+    best = min(_timed(embedder.embed, texts) for _round in range(args.rounds))
+    return {
+        "batch_tokens": embedder.batch_tokens,
+        "backend": embedder.backend,
+        "chunks": len(texts),
+        "chunks_per_s": len(texts) / best,
+        "rss_before_mb": before,
+        "peak_growth_mb": peak_rss_mb() - before,
+    }
+
+
+def _timed(call: Any, *args: Any) -> float:
+    started = time.perf_counter()
+    call(*args)
+    return time.perf_counter() - started
 
 
 def phase_ours(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,7 +255,12 @@ def phase_langchain(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-PHASES = {"backends": phase_backends, "ours": phase_ours, "langchain": phase_langchain}
+PHASES = {
+    "backends": phase_backends,
+    "batch": phase_batch,
+    "ours": phase_ours,
+    "langchain": phase_langchain,
+}
 
 
 def run_phase(name: str, argv: list[str]) -> dict[str, Any]:
@@ -240,6 +290,25 @@ def render(results: dict[str, Any], command: str) -> str:
             lines.append(
                 f"| {name} | {row['chunks_per_s']:.1f} | {row['speedup']:.2f}x | "
                 f"{row['cos_min']:.4f} / {row['cos_mean']:.4f} |"
+            )
+        lines.append("")
+    sweep = results.get("batch_tokens")
+    if sweep:
+        default = results.get("default_batch_tokens")
+        base = next((r for r in sweep if r["batch_tokens"] == default), sweep[0])
+        lines += [
+            f"### Padded tokens per forward pass (`batch_tokens`; {sweep[0]['backend']}, "
+            f"{sweep[0]['chunks']} corpus chunks; one process each)",
+            "",
+            "| batch_tokens | chunks/s | vs default | peak RSS growth while embedding (MB) |",
+            "|---:|---:|---:|---:|",
+        ]
+        for row in sweep:
+            mark = " (default)" if row["batch_tokens"] == default else ""
+            lines.append(
+                f"| {row['batch_tokens']}{mark} | {row['chunks_per_s']:.1f} | "
+                f"{row['chunks_per_s'] / base['chunks_per_s']:.2f}x | "
+                f"{row['peak_growth_mb']:.0f} |"
             )
         lines.append("")
     ours, lc = results.get("ours"), results.get("langchain")
@@ -313,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend-chunks", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=2, help="backend timing rounds (best)")
     parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-tokens", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch-sweep",
+        type=int,
+        nargs="*",
+        default=[1024, 2048, 4096, 16384],
+        help="batch_tokens settings to time (the auto backend); none skips the sweep",
+    )
     parser.add_argument(
         "--retrieval-backends",
         nargs="*",
@@ -333,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     if not args.skip_backends:
         results["backends"] = run_phase("backends", passed)
+    if args.batch_sweep:
+        from ingest.embedders import CPU_BATCH_TOKENS
+
+        results["default_batch_tokens"] = CPU_BATCH_TOKENS
+        results["batch_tokens"] = [
+            run_phase("batch", [*passed, f"--batch-tokens={n}"]) for n in args.batch_sweep
+        ]
     if not args.skip_langchain:
         results["langchain"] = run_phase("langchain", passed)
     results["ours"] = run_phase("ours", passed)

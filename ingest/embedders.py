@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUNDLED_MODEL",
+    "CPU_BATCH_TOKENS",
+    "DEVICE_BATCH_TOKENS",
     "EMBEDDERS",
     "SentenceTransformerEmbedder",
     "bundled_model_path",
@@ -80,6 +82,19 @@ def _normalise_rows(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(out / norms, dtype=np.float32)
 
 
+CPU_BATCH_TOKENS = 2048
+"""Padded tokens per forward pass on the CPU: small enough that a layer's activations stay in
+cache (2048 tokens x 1536 FFN units x 4 bytes = 12 MB). Measured on 2 AVX2 cores (600 corpus
+chunks of ~165 tokens, float32, alternating rounds in one process): 1024 to 4096 tokens ran
+20-23 chunks/s and 16384 tokens 18 chunks/s, and a process's peak RSS grew by ~120 MB
+embedding them at 2048 tokens against ~440 MB at 16384 (``bench/bench_ingest.py`` measures
+the sweep on each machine)."""
+
+DEVICE_BATCH_TOKENS = 16384
+"""Padded tokens per forward pass on a GPU (or any non-CPU device), where a larger batch keeps
+the device busy."""
+
+
 class SentenceTransformerEmbedder:
     """An ``Embedder`` over a sentence-transformers model, offline, with unit-length vectors.
 
@@ -108,7 +123,7 @@ class SentenceTransformerEmbedder:
         model: str = BUNDLED_MODEL,
         *,
         device: str = "cpu",
-        batch_tokens: int = 16384,
+        batch_tokens: int | None = None,
         backend: str = "auto",
         cache_dir: Path | None = None,
         query_backend: str = "auto",
@@ -118,7 +133,8 @@ class SentenceTransformerEmbedder:
         Args:
             model: ``all-MiniLM-L6-v2`` (bundled), a local folder, or a cached hub id.
             device: Torch device (``cpu``, ``cuda``, ...).
-            batch_tokens: Padded tokens per forward pass.
+            batch_tokens: Padded tokens per forward pass; None: ``CPU_BATCH_TOKENS`` on the
+                CPU, ``DEVICE_BATCH_TOKENS`` on any other device.
             backend: ``auto``, ``float32``, ``bfloat16``, ``onnx-float32`` or ``onnx-int8``
                 (see ``ingest.backends``).
             cache_dir: Where ONNX exports are cached (``<data_dir>/cache``); a temporary
@@ -192,6 +208,8 @@ class SentenceTransformerEmbedder:
         self.dimension = int(dimension)
         max_seq_length = self._model.max_seq_length or self._model.tokenizer.model_max_length
         self.max_seq_length = int(max_seq_length)
+        if batch_tokens is None:
+            batch_tokens = CPU_BATCH_TOKENS if device == "cpu" else DEVICE_BATCH_TOKENS
         self.batch_tokens = max(batch_tokens, self.max_seq_length)
         self._lock = threading.Lock()
         self._queries = Coalescer(self._embed_queries, lock=self._lock)

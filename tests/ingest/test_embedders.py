@@ -94,3 +94,44 @@ def test_embedding_is_semantic(real_embedder: Any) -> None:
     docs = real_embedder.embed(["Serialize objects to JSON strings.", "Bake bread with yeast."])
     query = real_embedder.embed_query("how to convert a dict to json")
     assert float(docs[0] @ query) > float(docs[1] @ query) + 0.2
+
+
+@pytest.mark.integration
+def test_batch_tokens_default_and_split_batches_match(
+    real_embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.embedders import CPU_BATCH_TOKENS
+
+    assert real_embedder.batch_tokens == CPU_BATCH_TOKENS  # None on the CPU: the CPU default
+    texts = [("the kite string knots around the spool " * (12 + i % 5)).strip() for i in range(24)]
+    passes: list[int] = []
+    forward = real_embedder._forward
+
+    def counted(batch: list[str], query: bool = False) -> Any:
+        passes.append(len(batch))
+        return forward(batch, query)
+
+    monkeypatch.setattr(real_embedder, "_forward", counted)
+    small = real_embedder.embed(texts)
+    assert len(passes) > 1  # several forward passes
+    assert sum(passes) == len(texts)
+    monkeypatch.setattr(real_embedder, "batch_tokens", 16384)
+    passes.clear()
+    large = real_embedder.embed(texts)
+    assert passes == [len(texts)]  # one pass
+    np.testing.assert_allclose(small, large, atol=1e-5)
+
+
+def test_empty_optional_settings_mean_their_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.settings import Settings
+
+    monkeypatch.setenv("RAG_EMBEDDING__BATCH_TOKENS", "")
+    monkeypatch.setenv("RAG_LLM__CONTEXT_WINDOW", " ")
+    settings = Settings()
+    assert settings.embedding.batch_tokens is None
+    assert settings.llm.context_window is None
+    monkeypatch.setenv("RAG_EMBEDDING__BATCH_TOKENS", "4096")
+    assert Settings().embedding.batch_tokens == 4096
+    monkeypatch.setenv("RAG_EMBEDDING__BATCH_TOKENS", "0")
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        Settings()
