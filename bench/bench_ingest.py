@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python bench/bench_ingest.py [--pages N] [--backend-chunks 256]
-        [--skip-langchain] [--skip-backends] [--out bench/results/ingest.md]
+        [--batch-sweep 1024 2048 4096 16384] [--skip-langchain] [--skip-backends]
+        [--out bench/results/ingest.md]
 
 Four phases, each in its own subprocess (so each peak RSS, ``VmHWM``, is its own):
 
