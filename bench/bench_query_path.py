@@ -57,7 +57,15 @@ def median_ms(call: Callable[[int], Any], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[str, float, float]]:
+def cpu_s() -> float:
+    """This process's user + system CPU seconds, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def embedding_rows(
+    queries: list[str], batch: int, repeats: int
+) -> list[tuple[str, float, float, float]]:
     import torch
 
     from ingest.backends import native_bf16
@@ -68,10 +76,16 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
     backends = [("float32", "same"), ("float32", "onnx-float32"), ("onnx-int8", "same")]
     backends += [("bfloat16", "same")] if native_bf16() else []
 
-    def measure(embedder: Any) -> tuple[float, float]:
-        """One query at a time, then ``batch`` concurrent calls (as concurrent requests)."""
+    def measure(embedder: Any) -> tuple[float, float, float]:
+        """One query at a time, then ``batch`` concurrent calls (as concurrent requests).
+
+        Also the CPU time per query of the concurrent calls: what bounds the queries per
+        second of a busy machine.
+        """
         one = median_ms(lambda i: embedder.embed_query(queries[i % len(queries)]), repeats)
         with ThreadPoolExecutor(batch) as pool:
+            before = cpu_s()
+            many_repeats = max(3, repeats // 4)
             many = median_ms(
                 lambda i: list(
                     pool.map(
@@ -79,9 +93,10 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
                         [queries[(i * batch + j) % len(queries)] for j in range(batch)],
                     )
                 ),
-                max(3, repeats // 4),
+                many_repeats,
             )
-        return one, many
+            cpu_ms = (cpu_s() - before) * 1000 / ((many_repeats + 1) * batch)
+        return one, many, cpu_ms
 
     rows = []
     for backend, query_backend in backends:
@@ -96,9 +111,12 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the server embeds queries on torch
         try:
-            one, many = measure(embedder)
-            rows.append((label, one, many))
-            log(f"embedding {label}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms")
+            one, many, cpu = measure(embedder)
+            rows.append((label, one, many, cpu))
+            log(
+                f"embedding {label}: 1 query {one:.1f} ms, {batch} at once {many:.1f} ms, "
+                f"CPU {cpu:.1f} ms per query"
+            )
             session = getattr(embedder, "_onnx_query", None)
             if query_backend == "onnx-float32" and session is not None and session.threads > 1:
                 # The baseline of the query session's threads: the same export on one thread
@@ -106,15 +124,23 @@ def embedding_rows(queries: list[str], batch: int, repeats: int) -> list[tuple[s
                 from ingest.onnx_export import OnnxSession
 
                 embedder._onnx_query = OnnxSession(session.path, threads=1)
-                one, many = measure(embedder)
+                one, many, cpu = measure(embedder)
                 embedder._onnx_query = session
-                rows.append((f"{label}, 1 thread (before)", one, many))
+                rows.append((f"{label}, 1 thread (before)", one, many, cpu))
                 log(
                     f"embedding {label}, 1 thread: 1 query {one:.1f} ms, {batch} at once {many:.1f}"
                 )
         finally:
             torch.set_num_threads(threads)
     return rows
+
+
+def mean_tokens(queries: list[str]) -> float:
+    """Average tokens of a query as the model sees it, special tokens included."""
+    from ingest.embedders import create_embedder
+
+    embedder: Any = create_embedder("all-MiniLM-L6-v2", query_backend="same")
+    return statistics.fmean(embedder.count_tokens(q) for q in queries)
 
 
 def search_rows(chunks: int, batch: int, repeats: int, hnsw_too: bool) -> list[tuple[str, float]]:
@@ -166,7 +192,10 @@ def search_rows(chunks: int, batch: int, repeats: int, hnsw_too: bool) -> list[t
 
 
 def render(
-    args: argparse.Namespace, emb: list[tuple[str, float, float]], search: list[tuple[str, float]]
+    args: argparse.Namespace,
+    emb: list[tuple[str, float, float, float]],
+    search: list[tuple[str, float]],
+    tokens: float,
 ) -> str:
     lines = [
         "## Where a search's time goes (in-process)",
@@ -177,17 +206,19 @@ def render(
         f"medians of {args.repeats} calls; threads as the server runs them: a torch query on one "
         "thread, the ONNX query session on one thread per CPU, not spinning.",
         "",
-        f"### Query embedding (the 40 dev questions; {args.batch} at once = {args.batch} "
-        "concurrent calls: one coalesced batch on torch, side by side on ONNX)",
+        f"### Query embedding (the 40 dev questions, {tokens:.1f} tokens on average; "
+        f"{args.batch} at once = {args.batch} concurrent calls: one coalesced batch on torch, "
+        "side by side on ONNX)",
         "",
         f"| backend | 1 query (ms) | {args.batch} at once (ms) | wall per query (ms) | "
-        "1 query vs float32 |",
-        "|---|---:|---:|---:|---:|",
+        f"CPU per query, {args.batch} at once (ms) | 1 query vs float32 |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     base = emb[0][1]
-    for backend, one, many in emb:
+    for backend, one, many, cpu in emb:
         lines.append(
-            f"| {backend} | {one:.1f} | {many:.1f} | {many / args.batch:.1f} | {base / one:.2f}x |"
+            f"| {backend} | {one:.1f} | {many:.1f} | {many / args.batch:.1f} | {cpu:.1f} | "
+            f"{base / one:.2f}x |"
         )
     lines += [
         "",
@@ -209,14 +240,14 @@ def render(
         f"- one query in-process (float32 embedding on torch + flat search): {one_query:.1f} ms, "
         f"of which the embedding {100 * base / one_query:.0f} %.",
     ]
-    onnx = next((one for name, one, _ in emb if "queries onnx-float32" in name), None)
+    onnx = next((one for name, one, _, _ in emb if "queries onnx-float32" in name), None)
     if onnx is not None:
         total = onnx + search[0][1]
         lines.append(
             f"- the same with the default query backend (float32 documents, queries on the ONNX "
             f"float32 export): {total:.1f} ms, of which the embedding {100 * onnx / total:.0f} %."
         )
-    rows = {name: (one, many) for name, one, many in emb}
+    rows = {name: (one, many, cpu) for name, one, many, cpu in emb}
     now = rows.get("float32, queries onnx-float32")
     before = rows.get("float32, queries onnx-float32, 1 thread (before)")
     if now and before:
@@ -224,6 +255,14 @@ def render(
             f"- the ONNX query session on {os.cpu_count()} non-spinning threads vs one thread: "
             f"1 query {before[0] / now[0]:.2f}x faster, {args.batch} at once "
             f"{before[1] / now[1]:.2f}x."
+        )
+    if now:
+        cores = os.cpu_count() or 1
+        lines.append(
+            f"- the default query backend costs {now[2]:.1f} ms of CPU per query under load: "
+            f"{cores} cores embed at most {cores * 1000 / now[2]:.0f} queries/s, so "
+            f"{args.batch} concurrent searches cannot average under "
+            f"{args.batch * now[2] / cores:.1f} ms each before any vector search (Little's law)."
         )
     return "\n".join(lines)
 
@@ -242,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     queries = [q["question"] for q in load_questions()]
     emb = embedding_rows(queries, args.batch, args.repeats)
     search = search_rows(args.chunks, args.batch, args.repeats, args.hnsw)
-    report = render(args, emb, search)
+    report = render(args, emb, search, mean_tokens(queries))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + "\n", encoding="utf-8")
     print(report)

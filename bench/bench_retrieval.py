@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python bench/bench_retrieval.py [--chunk-sizes 128 200 256] [--overlap 30]
         [--modes dense bm25 hybrid] [--no-mmr] [--no-langchain] [--pages N]
-        [--stemmer english] [--embed-cache DIR] [--out bench/results/retrieval.md]
+        [--stemmer english] [--embed-cache DIR] [--queries-int8]
+        [--out bench/results/retrieval.md]
 
 In one run: for each chunk size, ragserver's ingestion pipeline (HTML loader, token-aware
 chunking with heading paths, the bundled all-MiniLM-L6-v2) ingests the 369 corpus pages
@@ -120,6 +121,24 @@ class Timings:
             earlier = self.data[key]
             return float(earlier["seconds"]), f"time of the uncached run {earlier['date']}"
         return measured, f"{reused} of {total} chunk vectors from the cache: time understated"
+
+
+def use_int8_queries(embedder: Any) -> None:
+    """Embed ``embedder``'s queries on the int8 ONNX export (made once, cached like its own)."""
+    import tempfile
+
+    from ingest import onnx_export
+    from ingest.embedders import bundled_model_path, query_session
+
+    path = onnx_export.export_onnx(
+        embedder._model,
+        bundled_model_path(),
+        Path(tempfile.gettempdir()) / "ragserver",
+        embedder.model_name,
+        "int8",
+    )
+    embedder._onnx_query = query_session(path)
+    log(f"queries on {path}")
 
 
 class CachedEmbedder:
@@ -359,7 +378,8 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, wall: float)
         f"Machine: {platform.platform()}, {os.cpu_count()} cores (shared with other work, so "
         f"wall times are indicative), Python {platform.python_version()}. "
         f"Whole run: {wall / 60:.1f} min.",
-        f"Our embedding backend: {args.backend_used} (LangChain: float32). "
+        f"Our embedding backend: {args.backend_used}, queries {args.query_backend_used} "
+        "(LangChain: float32). "
         f"BM25 tokenizer: `{args.tokenizer_signature}`; rrf_k={args.rrf_k}, "
         f"candidates per retriever={args.candidates}; hybrid weights dense:BM25 = "
         f"{args.dense_weight:g}:{args.keyword_weight:g} (`hybrid 1:1`: plain RRF).",
@@ -462,6 +482,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["float32", "bfloat16", "onnx-int8", "auto"],
         help="our embedding backend (LangChain always runs float32)",
     )
+    parser.add_argument(
+        "--queries-int8",
+        action="store_true",
+        help="an experiment: queries on the int8 ONNX export, documents on --backend",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results/retrieval.md"))
     args = parser.parse_args(argv)
     command = "python bench/bench_retrieval.py " + " ".join(argv or sys.argv[1:])
@@ -485,6 +510,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (an int8 export is cached in the embedder's default temp folder, keyed by model and versions)
     embedder: Any = create_embedder("all-MiniLM-L6-v2", backend=args.backend)
     args.backend_used = embedder.backend
+    if not embedder.query_ready.wait(600):
+        raise RuntimeError("the query backend did not come up within 600 s")
+    args.query_backend_used = embedder.query_backend
+    if args.queries_int8:
+        args.query_backend_used = "onnx-int8"
+        use_int8_queries(embedder)
     if args.embed_cache:
         if embedder.backend != "float32":  # vectors are cached by text: one folder per backend
             args.embed_cache = args.embed_cache / embedder.backend

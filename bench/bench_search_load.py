@@ -13,7 +13,9 @@ asyncio loop of ``httpx`` clients posts real questions (the 40 dev questions, in
 ``POST /v1/collections/bench/search`` (top 10): the server embeds each query and searches.
 One client alone runs first (the baseline latency), then ``--clients`` at once; each run stops
 after ``--requests`` requests or ``--duration`` seconds, whichever comes first, after a
-warm-up. Reported: p50/p99 latency, requests per second, the server's RSS at rest (VmRSS
+warm-up. Reported: p50/p99 latency, requests per second, the CPU time per request of the
+server and of the load generator (which share the cores; with them, Little's law gives the
+lowest mean latency the clients can see on this machine), the server's RSS at rest (VmRSS
 after the load) and peak (VmHWM).
 
 The server runs once per ``--query-backends`` entry (``RAG_EMBEDDING__QUERY_BACKEND``), on the
@@ -102,6 +104,17 @@ def proc_status(pid: int) -> dict[str, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all its threads together."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def start_server(
     data_dir: Path, port: int, index: str, query_backend: str, log_file: Path
 ) -> subprocess.Popen[bytes]:
@@ -152,8 +165,13 @@ async def load(
     duration: float,
     warmup: int,
     mode: str,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``clients`` concurrent request loops; return latencies (ms) and throughput."""
+    """Run ``clients`` concurrent request loops; return latencies (ms) and throughput.
+
+    With ``server_pid``, also the CPU time per request of the server and of this load
+    generator (both on the same cores): what bounds the throughput of a busy machine.
+    """
     import httpx
 
     url = f"/v1/collections/{COLLECTION}/search"
@@ -182,9 +200,14 @@ async def load(
                     errors += 1
 
         started = time.perf_counter()
+        server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+        own_cpu = own_cpu_seconds()
         await asyncio.gather(*(worker() for _ in range(clients)))
         wall = time.perf_counter() - started
+        own_cpu = own_cpu_seconds() - own_cpu
+        server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else 0.0
     ordered = sorted(latencies)
+    done = max(1, len(latencies) + errors)
 
     def pct(p: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -199,6 +222,8 @@ async def load(
         "p90_ms": pct(90),
         "p99_ms": pct(99),
         "mean_ms": statistics.fmean(ordered),
+        "server_cpu_ms": server_cpu / done * 1000,
+        "client_cpu_ms": own_cpu / done * 1000,
     }
 
 
@@ -213,15 +238,16 @@ def render(result: dict[str, Any], command: str) -> str:
         f"{result['backend']}; {os.cpu_count()} cores, load average {result['loadavg']:.1f}.",
         "",
         "| query backend | clients | requests | errors | p50 (ms) | p90 (ms) | p99 (ms) "
-        "| requests/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| requests/s | server CPU per request (ms) | load generator CPU per request (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for server in result["servers"]:
         for run in server["runs"]:
             lines.append(
                 f"| {server['query_backend']} ({server['setting']}) | {run['clients']} | "
                 f"{run['requests']} | {run['errors']} | {run['p50_ms']:.1f} | "
-                f"{run['p90_ms']:.1f} | {run['p99_ms']:.1f} | {run['rps']:.1f} |"
+                f"{run['p90_ms']:.1f} | {run['p99_ms']:.1f} | {run['rps']:.1f} | "
+                f"{run['server_cpu_ms']:.1f} | {run['client_cpu_ms']:.1f} |"
             )
     lines.append("")
     servers = result["servers"]
@@ -234,6 +260,17 @@ def render(result: dict[str, Any], command: str) -> str:
             f"at rest after the load, peak (VmHWM) {server['rss_peak_mb']:.0f} MB; start to "
             f"ready {server['startup_s']:.1f} s"
             + (" (until the query export was in use)" if server["setting"] != "same" else "")
+        )
+    cores = os.cpu_count() or 1
+    for server in servers:
+        top = server["runs"][-1]
+        cpu = top["server_cpu_ms"] + top["client_cpu_ms"]
+        lines.append(
+            f"- {server['setting']}, {top['clients']} clients: {cpu:.1f} ms of CPU per request "
+            f"(server and load generator) on {cores} cores caps the throughput at "
+            f"{cores * 1000 / cpu:.0f} requests/s, so a closed loop of {top['clients']} clients "
+            f"cannot average under {top['clients'] * cpu / cores:.1f} ms per request "
+            f"(Little's law; measured mean {top['mean_ms']:.1f} ms)"
         )
     if len(servers) > 1:
         first, last = servers[0], servers[-1]
@@ -270,7 +307,16 @@ def run_server(
         runs = []
         for clients in sorted({1, args.clients}):
             run = asyncio.run(
-                load(base, queries, clients, args.requests, args.duration, args.warmup, args.mode)
+                load(
+                    base,
+                    queries,
+                    clients,
+                    args.requests,
+                    args.duration,
+                    args.warmup,
+                    args.mode,
+                    server_pid=server.pid,
+                )
             )
             log(json.dumps(run))
             runs.append(run)

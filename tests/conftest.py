@@ -7,6 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests are judged by their examples, not by the speed of a shared machine: no
+# per-example deadline and no "too slow" health check (a test's own @settings adds to this).
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 # Nothing may come from the Hugging Face hub; models load from installed packages.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -81,14 +81,31 @@ def test_wrong_result_count_is_an_error() -> None:
         broken("x")
 
 
+class WatchedLock:
+    """A lock that records that someone tried to take it."""
+
+    def __init__(self) -> None:
+        self.inner = threading.Lock()
+        self.wanted = threading.Event()
+
+    def __enter__(self) -> WatchedLock:
+        self.wanted.set()
+        self.inner.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
 def test_shared_lock_excludes_other_users() -> None:
-    lock = threading.Lock()
-    coalesce = Coalescer(lambda items: [len(items)] * len(items), lock=lock)
+    lock = WatchedLock()
+    coalesce = Coalescer(lambda items: [len(items)] * len(items), lock=lock)  # type: ignore[arg-type]
     got: list[int] = []
-    with lock:  # another user of the resource holds it: the call waits
+    with lock.inner:  # another user of the resource holds it: the call waits
         t = threading.Thread(target=lambda: got.append(coalesce("q")))
         t.start()
-        t.join(0.2)
+        assert lock.wanted.wait(10), "the call did not take the shared lock"
         assert t.is_alive()
+        assert got == []
     t.join(10)
     assert got == [1]

@@ -26,5 +26,6 @@ def hf_generator(model_cache: Path) -> Iterator[HFLocalGenerator]:
 
 @pytest.fixture(scope="session")
 def compat_server(hf_generator: HFLocalGenerator) -> Iterator[LoopbackServer]:
-    with LoopbackServer(create_compat_app(hf_generator, slow_s=3.0)) as server:
+    # /slow answers after 12 s: well past the 1 s client timeout of the test, however busy.
+    with LoopbackServer(create_compat_app(hf_generator, slow_s=12.0)) as server:
         yield server

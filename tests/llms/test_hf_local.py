@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +43,12 @@ def test_second_construction_loads_the_folder_and_not_the_gguf(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
-    started = time.monotonic()
     again = HFLocalGenerator(cache_dir=model_cache)
-    elapsed = time.monotonic() - started
     try:
         assert not again.converted
         assert again.loaded_from == str(model_cache / DEFAULT_MODEL_NAME)
         assert len(calls) == 1
         assert "gguf_file" not in calls[0][1]
-        assert elapsed < 10, elapsed  # conversion takes ~20 s, a folder load ~1 s
     finally:
         again.close()
 
@@ -122,17 +118,24 @@ def test_closing_a_stream_early_stops_the_generation(
 ) -> None:
     steps: list[bool] = []
     real_call = hf_local._CancelCriteria.__call__
+    first_read = threading.Event()
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if first_read.is_set():  # hold the generation until the stream is closed (or 30 s)
+            self.event.wait(30)
         steps.append(self.event.is_set())
         return real_call(self, *args, **kwargs)
 
     monkeypatch.setattr(hf_local._CancelCriteria, "__call__", counting)
     stream = hf_generator.stream(STORY, GenerationParams(max_new_tokens=200))
     assert next(stream)
+    first_read.set()
+    at_first = len(steps)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name == "hf-generate"]
-    assert len(steps) < 10, len(steps)  # stopped right after the cancel, not after 200 tokens
+    # Stopped at the first step after the cancel (one more may have been under way), not
+    # after 200 tokens.
+    assert len(steps) <= at_first + 2, (at_first, len(steps))
     assert steps[-1]
 
 

@@ -97,11 +97,11 @@ def test_server_error_while_streaming_is_a_provider_error(compat_server: Loopbac
 
 @pytest.mark.integration
 def test_slow_server_is_a_provider_timeout(compat_server: LoopbackServer) -> None:
-    remote = client(compat_server, "/slow", timeout_s=0.5)
+    remote = client(compat_server, "/slow", timeout_s=1.0)
     started = time.monotonic()
     with pytest.raises(ProviderTimeout, match="/slow/v1 did not answer within the timeout"):
         remote.generate(CHAT, PARAMS)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 10  # the server answers after 12 s
     with pytest.raises(ProviderTimeout):
         list(remote.stream(CHAT, PARAMS))
 

@@ -60,10 +60,9 @@ def test_overflow_is_refused_at_once_with_retry_after() -> None:
             async with gate.slot():
                 pytest.fail("a third caller must not get a slot")
 
-        started = time.monotonic()
+        # Refused at once: a third caller that waited would time out here instead.
         with pytest.raises(Overloaded, match="generation queue is full") as refused:
             await asyncio.wait_for(third(), 1)
-        assert time.monotonic() - started < 0.5
         assert refused.value.retry_after >= 1
 
         release.set()

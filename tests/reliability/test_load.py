@@ -36,6 +36,7 @@ from tests.reliability.server import ServerProcess
 pytestmark = pytest.mark.integration
 
 LOAD_SECONDS = 20.0
+MIN_ACKED = 20  # acknowledged uploads before the crash phase
 CRASH_AFTER_SECONDS = 8.0
 WORKERS = 6
 COLLECTION = "default"
@@ -175,15 +176,38 @@ async def worker(
                 await asyncio.sleep(0.05)
 
 
-async def run_load(url: str, ledger: Ledger, seconds: float, ops: list[str], seed: int) -> None:
-    """Run ``WORKERS`` workers for ``seconds`` (or until the server goes away)."""
+def acked_uploads(ledger: Ledger) -> int:
+    return sum(1 for d in ledger.docs.values() if d.acked_token)
+
+
+async def run_load(
+    url: str,
+    ledger: Ledger,
+    seconds: float,
+    ops: list[str],
+    seed: int,
+    min_acked: int = 0,
+    max_seconds: float = 120.0,
+) -> None:
+    """Run ``WORKERS`` workers for ``seconds`` (or until the server goes away).
+
+    Then on until ``min_acked`` uploads are acknowledged, ``max_seconds`` in all at most: a slow
+    or busy machine gets the same amount of load, only later.
+    """
     stop = asyncio.Event()
     limits = httpx.Limits(max_connections=WORKERS)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         tasks = [
             asyncio.create_task(worker(client, ledger, stop, ops, seed + i)) for i in range(WORKERS)
         ]
+        started = time.monotonic()
         await asyncio.sleep(seconds)
+        while (
+            acked_uploads(ledger) < min_acked
+            and time.monotonic() - started < max_seconds
+            and not all(task.done() for task in tasks)
+        ):
+            await asyncio.sleep(0.5)
         stop.set()
         await asyncio.gather(*tasks)
 
@@ -291,9 +315,9 @@ def test_load_then_crash_loses_nothing(tmp_path: Path) -> None:
     started = time.monotonic()
     try:
         ledger = Ledger()
-        asyncio.run(run_load(server.url, ledger, LOAD_SECONDS, ops, seed=1))
-        acked = sum(1 for d in ledger.docs.values() if d.acked_token)
-        assert acked >= 20, f"too little load to mean anything: {ledger.statuses}"
+        asyncio.run(run_load(server.url, ledger, LOAD_SECONDS, ops, seed=1, min_acked=MIN_ACKED))
+        acked = acked_uploads(ledger)
+        assert acked >= MIN_ACKED, f"too little load to mean anything: {ledger.statuses}"
         assert not ledger.server_errors, ledger.server_errors[:10]
         assert ledger.transport_errors == 0
         verify(server.url, ledger, after_crash=False)

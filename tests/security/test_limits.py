@@ -28,9 +28,20 @@ from tests.security.conftest import (
 )
 
 
+def frozen_clock(client: TestClient) -> list[float]:
+    """Stop the app's rate-limit clock: time moves only when the test adds to the returned list.
+
+    On the wall clock, a slow or busy machine refills tokens between the requests of a burst.
+    """
+    now = [1000.0]
+    app_of(client).state.rate_limiter.clock = lambda: now[0]
+    return now
+
+
 def test_rate_limit_per_key_429_with_retry_after_then_recovers(settings: Settings) -> None:
-    # 600 a minute is one token every 0.1 s, so recovery is quick.
+    # 600 a minute is one token every 0.1 s.
     with secured_app(settings, rate_limit_per_minute=600, rate_limit_burst=3) as client:
+        now = frozen_clock(client)
         answers = [client.get("/v1/collections", headers=bearer(ADMIN)) for _ in range(4)]
         assert [a.status_code for a in answers[:3]] == [200, 200, 200]
         limited = answers[3]
@@ -42,13 +53,16 @@ def test_rate_limit_per_key_429_with_retry_after_then_recovers(settings: Setting
         # Another key has its own bucket; health is never limited.
         assert client.get("/v1/collections", headers=bearer(DOCS_RO)).status_code == 200
         assert client.get("/healthz").status_code == 200
-        time.sleep(error["detail"]["retry_after"] + 0.05)
+        now[0] += error["detail"]["retry_after"] / 2  # not yet
+        assert client.get("/v1/collections", headers=bearer(ADMIN)).status_code == 429
+        now[0] += error["detail"]["retry_after"]  # one token later (the refused call took none)
         assert client.get("/v1/collections", headers=bearer(ADMIN)).status_code == 200
 
 
 def test_rate_limit_keys_anonymous_callers_by_address(settings: Settings) -> None:
     limited = with_security(settings, rate_limit_per_minute=60, rate_limit_burst=2)
     with running_app(limited, HashEmbedder()) as client:
+        frozen_clock(client)
         codes = [client.get("/v1/collections").status_code for _ in range(3)]
         assert codes == [200, 200, 429]
         assert app_of(client).state.rate_limiter._buckets.keys() == {"ip:testclient"}
@@ -56,6 +70,7 @@ def test_rate_limit_keys_anonymous_callers_by_address(settings: Settings) -> Non
 
 def test_rate_limit_also_slows_wrong_keys(settings: Settings) -> None:
     with secured_app(settings, rate_limit_per_minute=60, rate_limit_burst=2) as client:
+        frozen_clock(client)
         codes = [
             client.get("/v1/collections", headers=bearer("guess")).status_code for _ in range(3)
         ]
@@ -179,16 +194,17 @@ def timed_settings(settings: Settings, seconds: float) -> Settings:
 
 
 def test_slow_request_is_504_problem_json(settings: Settings) -> None:
-    with running_app(timed_settings(settings, 0.3), HashEmbedder()) as client:
+    # 2 s: the healthy requests below must not hit the bound on a busy machine.
+    with running_app(timed_settings(settings, 2.0), HashEmbedder()) as client:
 
         async def slow() -> dict[str, str]:
-            await asyncio.sleep(5)
+            await asyncio.Event().wait()  # never answers by itself
             return {"never": "sent"}
 
         app_of(client).add_api_route("/v1/slow", slow)
         started = time.monotonic()
         resp = client.get("/v1/slow", headers={"X-Request-ID": "slow-1"})
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 30
         assert resp.status_code == 504
         error = resp.json()["error"]
         assert error["type"] == "Timeout"
@@ -198,12 +214,12 @@ def test_slow_request_is_504_problem_json(settings: Settings) -> None:
 
 
 def test_started_stream_is_not_cut_by_the_timeout(settings: Settings) -> None:
-    with running_app(timed_settings(settings, 0.3), HashEmbedder()) as client:
+    with running_app(timed_settings(settings, 1.0), HashEmbedder()) as client:
 
         async def events() -> AsyncIterator[str]:
             for i in range(6):
-                yield f"data: {i}\n\n"
-                await asyncio.sleep(0.1)
+                yield f"data: {i}\n\n"  # the first at once, the last 2.5 s later
+                await asyncio.sleep(0.5)
 
         async def stream() -> StreamingResponse:
             return StreamingResponse(events(), media_type="text/event-stream")

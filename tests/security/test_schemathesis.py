@@ -59,7 +59,7 @@ def schemathesis(url: str, workdir: Path, *extra: str) -> None:
         *extra,
     ]
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=300, cwd=workdir, check=False
+        command, capture_output=True, text=True, timeout=900, cwd=workdir, check=False
     )
     report = result.stdout[-8000:] + result.stderr[-2000:]
     assert result.returncode == 0, report

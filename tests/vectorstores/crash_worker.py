@@ -18,6 +18,7 @@ from vectorstores.faiss_client import FaissClient
 
 DIM = 16
 COLLECTION = "crash"
+WRITTEN_AFTER = 5  # writes committed before the worker says "written"
 
 
 def document(doc_id: str, version: int) -> tuple[DocumentRecord, list[Chunk], np.ndarray]:
@@ -39,6 +40,7 @@ def main(data_dir: str, kind: str, autosave: int, seed: int) -> None:
     store = client.get_or_create_collection(COLLECTION, "crash-model", DIM)
     rng = random.Random(seed)
     print("ready", flush=True)
+    writes = 0
     while True:
         doc_id = f"doc{rng.randrange(60):03d}"
         if rng.random() < 0.15:
@@ -46,6 +48,9 @@ def main(data_dir: str, kind: str, autosave: int, seed: int) -> None:
         else:
             record, chunks, vectors = document(doc_id, rng.randrange(10_000))
             store.replace_document(record, chunks, vectors)
+        writes += 1
+        if writes == WRITTEN_AFTER:  # the test kills only after this, however slow the machine
+            print("written", flush=True)
 
 
 if __name__ == "__main__":

@@ -46,9 +46,10 @@ def _run_and_kill(data_dir: Path, kind: str, autosave: int, seed: int) -> None:
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.stderr else ""
-        time.sleep(random.Random(seed).uniform(0.3, 1.2))
+        for expected in ("ready", "written"):  # a stalled machine only delays these lines
+            line = proc.stdout.readline()
+            assert line.strip() == expected, proc.stderr.read() if proc.stderr else ""
+        time.sleep(random.Random(seed).uniform(0.0, 0.9))
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGKILL)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -192,28 +193,41 @@ def test_searches_run_during_writes(tmp_path: Path) -> None:
     _fill(store, 10, 5)
     errors: list[BaseException] = []
     done = threading.Event()
+    passes = [0, 0, 0]  # reader passes, each reader its own slot
 
-    def search_loop() -> None:
+    def search_loop(me: int) -> None:
         try:
             while not done.is_set():
                 hits = store.search(rand_vectors(1)[0], top_k=5, filter={"group": 1})
                 assert len(hits) == 5
                 assert store.count() % 5 == 0  # a document is never half written
                 assert {r.chunk_count for r in store.list_documents()} == {5}
+                passes[me] += 1
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    readers = [threading.Thread(target=search_loop) for _ in range(3)]
+    def await_passes(more_than: int) -> None:
+        """Wait until the readers have made more than ``more_than`` passes in all."""
+        deadline = time.monotonic() + 30
+        while sum(passes) <= more_than and not errors and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    readers = [threading.Thread(target=search_loop, args=(i,)) for i in range(3)]
     for t in readers:
         t.start()
     vectors = rand_vectors(5 * 40, seed=3)
+    interleaved = 0
     for d in range(40):  # replace and add documents while the readers search
         rec, chunks = make_doc(f"d{d % 15:03d}", 5, {"group": d % 15 % 4})
+        before = sum(passes)
         store.replace_document(rec, chunks, vectors[d * 5 : d * 5 + 5])
+        await_passes(before)  # a slow machine only makes this wait longer
+        interleaved += sum(passes) > before
     done.set()
     for t in readers:
         t.join()
     assert not errors
+    assert interleaved == 40, "the readers did not search between the writes"
     assert store.count() == 75
 
 
