@@ -27,11 +27,10 @@ SECTION = "Paragraph {n} talks about kites and {word} in plain words, nothing mo
 
 
 class SpyEmbedder(HashEmbedder):
-    """A hash embedder that records what it embeds, optionally slowly, optionally failing."""
+    """A hash embedder that records what it embeds, optionally failing."""
 
-    def __init__(self, delay: float = 0.0, poison: str | None = None) -> None:
+    def __init__(self, poison: str | None = None) -> None:
         super().__init__()
-        self.delay = delay
         self.poison = poison
         self.texts: list[str] = []
         self.busy: list[tuple[float, float]] = []
@@ -40,7 +39,6 @@ class SpyEmbedder(HashEmbedder):
         if self.poison is not None and any(self.poison in t for t in texts):
             raise RuntimeError("the model choked")
         started = time.monotonic()
-        time.sleep(self.delay)
         self.texts.extend(texts)
         out = super().embed(texts)
         self.busy.append((started, time.monotonic()))
@@ -275,25 +273,45 @@ def test_ingest_many_keeps_order_and_failed_file_semantics(
     assert len(embedder.busy) < len(status)
 
 
+class ParseWaitingEmbedder(SpyEmbedder):
+    """Its second batch lasts until a file has been parsed meanwhile (10 s at most)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.waiting = threading.Event()
+        self.parsed_meanwhile = threading.Event()
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.calls += 1
+        if self.calls == 2:
+            self.waiting.set()
+            self.parsed_meanwhile.wait(10)
+            self.waiting.clear()
+        return super().embed(texts)
+
+
 def test_ingest_paths_overlaps_parsing_with_embedding(tmp_path: Path, limits: LoadLimits) -> None:
-    embedder = SpyEmbedder(delay=0.05)
+    embedder = ParseWaitingEmbedder()
     store = MemoryStore("c", embedder.model_name, embedder.dimension)
     write_files(tmp_path / "docs", 12)
     pipeline = pipeline_for(embedder, limits, group_chunks=3, prefetch=4)
-    parsed: list[tuple[float, str]] = []
+    parsed: list[str] = []
     original = pipeline.prepare_file
 
     def spying(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
-        parsed.append((time.monotonic(), threading.current_thread().name))
+        parsed.append(threading.current_thread().name)
+        if embedder.waiting.is_set():
+            embedder.parsed_meanwhile.set()
         return result
 
     pipeline.prepare_file = spying  # type: ignore[method-assign]
     summary = pipeline.ingest_paths(store, [tmp_path / "docs"], progress_bar=False)
     assert (summary.created, summary.chunks) == (12, 36)
-    assert all(name.startswith("ingest-parse") for _, name in parsed)
-    during = [t for t, _ in parsed if any(start < t < end for start, end in embedder.busy)]
-    assert during, "no file was parsed while a batch was being embedded"
+    assert all(name.startswith("ingest-parse") for name in parsed)
+    # A pipeline that parsed only between batches would leave the second one waiting 10 s.
+    assert embedder.parsed_meanwhile.is_set(), "no file was parsed while a batch was embedded"
     again = pipeline.ingest_paths(store, [tmp_path / "docs"], progress_bar=False)
     assert (again.unchanged, again.chunks) == (12, 0)
 
