@@ -212,6 +212,8 @@ class SentenceTransformerEmbedder:
             batch_tokens = CPU_BATCH_TOKENS if device == "cpu" else DEVICE_BATCH_TOKENS
         self.batch_tokens = max(batch_tokens, self.max_seq_length)
         self._lock = threading.Lock()
+        # Document batches' threads, restored after each query's forward pass on torch.
+        self._torch_threads = max(1, torch.get_num_threads())
         self._queries = Coalescer(self._embed_queries, lock=self._lock)
         self.tokenizer: Any = self._model.tokenizer
         # The HF tokenizer is not thread-safe; queries on ONNX get their own copy and lock.
@@ -376,8 +378,11 @@ class SentenceTransformerEmbedder:
             return self._onnx.run(self._tokenize(texts))
         import torch
 
-        threads = torch.get_num_threads()
-        if query and threads > 1:
+        if query:
+            # Always set: ``torch.get_num_threads`` reads this thread's OpenMP setting, which a
+            # FAISS search in the same thread leaves at 1 (FAISS and torch share libgomp), while
+            # MKL's count is process-wide, so skipping the call when it reads 1 let MKL run the
+            # query's matrix products on every core (measured: 1.8x the CPU per query).
             torch.set_num_threads(1)
         try:
             vectors: npt.NDArray[Any] = self._model.encode(
@@ -388,8 +393,8 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=False,
             )
         finally:
-            if query and threads > 1:
-                torch.set_num_threads(threads)
+            if query:
+                torch.set_num_threads(self._torch_threads)
         return vectors
 
     def _tokenize(self, texts: list[str], tokenizer: Any = None) -> Any:

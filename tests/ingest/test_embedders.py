@@ -135,3 +135,53 @@ def test_empty_optional_settings_mean_their_default(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RAG_EMBEDDING__BATCH_TOKENS", "0")
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         Settings()
+
+
+def mkl_max_threads() -> Any:
+    """MKL's ``mkl_get_max_threads`` inside torch, or None when this torch has no MKL."""
+    import ctypes
+    from pathlib import Path
+
+    import torch
+
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        return lib.mkl_get_max_threads
+    except (OSError, AttributeError):
+        return None
+
+
+@pytest.mark.integration
+def test_a_torch_query_runs_on_one_thread_after_a_faiss_search(
+    real_embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAISS and torch share libgomp: a FAISS search leaves this thread's OpenMP count at 1,
+    which torch then reports, while MKL keeps its own count; the query must still set MKL to
+    one thread (it once read 1, skipped that, and ran on every core at twice the CPU)."""
+    import faiss
+
+    mkl_threads = mkl_max_threads()
+    if mkl_threads is None:
+        pytest.skip("this torch has no MKL, whose thread count this test reads")
+    monkeypatch.setattr(real_embedder, "_torch_threads", 2)
+    seen: list[int] = []
+    encode = real_embedder._model.encode
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        seen.append(mkl_threads())
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(real_embedder._model, "encode", spying)
+
+    def in_a_request_thread() -> int:
+        real_embedder.embed_query("a first query: torch gives MKL a count of its own")
+        faiss.omp_set_num_threads(1)  # as FaissStore.search does in the thread it runs in
+        real_embedder.embed_query("how do I read a file line by line")
+        return int(mkl_threads())
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        after = pool.submit(in_a_request_thread).result()
+    assert seen == [1, 1]
+    assert after == 2  # restored for document batches
