@@ -265,6 +265,8 @@ def render(result: dict[str, Any], command: str) -> str:
     for server in servers:
         top = server["runs"][-1]
         cpu = top["server_cpu_ms"] + top["client_cpu_ms"]
+        if cpu <= 0:  # no CPU figures (a load run without the server's pid)
+            continue
         lines.append(
             f"- {server['setting']}, {top['clients']} clients: {cpu:.1f} ms of CPU per request "
             f"(server and load generator) on {cores} cores caps the throughput at "
