@@ -57,17 +57,13 @@ def median_ms(call: Callable[[int], Any], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def cpu_s() -> float:
-    """This process's user + system CPU seconds, all threads."""
-    times = os.times()
-    return times.user + times.system
-
-
 def embedding_rows(
     queries: list[str], batch: int, repeats: int
-) -> list[tuple[str, float, float, float]]:
+) -> tuple[list[tuple[str, float, float, float]], float]:
+    """The query-embedding rows, and the queries' mean token count (special tokens included)."""
     import torch
 
+    from bench.bench_search_load import own_cpu_seconds
     from ingest.backends import native_bf16
     from ingest.embedders import create_embedder
 
@@ -84,7 +80,7 @@ def embedding_rows(
         """
         one = median_ms(lambda i: embedder.embed_query(queries[i % len(queries)]), repeats)
         with ThreadPoolExecutor(batch) as pool:
-            before = cpu_s()
+            before = own_cpu_seconds()
             many_repeats = max(3, repeats // 4)
             many = median_ms(
                 lambda i: list(
@@ -95,10 +91,11 @@ def embedding_rows(
                 ),
                 many_repeats,
             )
-            cpu_ms = (cpu_s() - before) * 1000 / ((many_repeats + 1) * batch)
+            cpu_ms = (own_cpu_seconds() - before) * 1000 / ((many_repeats + 1) * batch)
         return one, many, cpu_ms
 
     rows = []
+    tokens = 0.0
     for backend, query_backend in backends:
         embedder: Any = create_embedder(
             "all-MiniLM-L6-v2", backend=backend, query_backend=query_backend
@@ -108,6 +105,7 @@ def embedding_rows(
         ):
             raise RuntimeError(f"the {query_backend} query backend did not come up")
         label = backend if query_backend == "same" else f"{backend}, queries {query_backend}"
+        tokens = tokens or statistics.fmean(embedder.count_tokens(q) for q in queries)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # as the server embeds queries on torch
         try:
@@ -132,15 +130,7 @@ def embedding_rows(
                 )
         finally:
             torch.set_num_threads(threads)
-    return rows
-
-
-def mean_tokens(queries: list[str]) -> float:
-    """Average tokens of a query as the model sees it, special tokens included."""
-    from ingest.embedders import create_embedder
-
-    embedder: Any = create_embedder("all-MiniLM-L6-v2", query_backend="same")
-    return statistics.fmean(embedder.count_tokens(q) for q in queries)
+    return rows, tokens
 
 
 def search_rows(chunks: int, batch: int, repeats: int, hnsw_too: bool) -> list[tuple[str, float]]:
@@ -279,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench.corpus import load_questions
 
     queries = [q["question"] for q in load_questions()]
-    emb = embedding_rows(queries, args.batch, args.repeats)
+    emb, tokens = embedding_rows(queries, args.batch, args.repeats)
     search = search_rows(args.chunks, args.batch, args.repeats, args.hnsw)
-    report = render(args, emb, search, mean_tokens(queries))
+    report = render(args, emb, search, tokens)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + "\n", encoding="utf-8")
     print(report)
