@@ -1,6 +1,6 @@
 # Two commands on a fresh machine: `make run` serves, `make test` tests. Each installs what it
 # needs into .venv first; the install is skipped while pyproject.toml is unchanged (the stamp's
-# name holds its hash).
+# name holds its hash). Debian packages come from scripts/system_deps.sh (only what is missing).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 HASH   := $(shell sha256sum pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
@@ -25,9 +25,11 @@ $(BSTAMP): $(STAMP)
 install: $(STAMP)
 
 run: $(STAMP)
+	scripts/system_deps.sh runtime
 	$(VENV)/bin/ragserver serve
 
 test: $(STAMP)
+	scripts/system_deps.sh test
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
