@@ -7,9 +7,25 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
+from app.cli_remote import (
+    CliError,
+    HitLine,
+    RemoteClient,
+    citation_lines,
+    empty_collection_message,
+    format_remote_summary,
+    missing_collection_message,
+    print_hits,
+    remote_ask,
+    remote_ingest,
+    remote_search,
+)
 from app.settings import Settings
+from core.errors import RagError, StoreLocked
 
 SINGLE_PROCESS_BACKENDS = {
     "faiss": "the faiss index lives in one process's memory and files; several workers would "
@@ -66,8 +82,51 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def server_of(args: argparse.Namespace, settings: Settings) -> RemoteClient | None:
+    """A client of the server named by ``--server`` (or RAG_CLIENT__SERVER_URL), if any."""
+    url = args.server or settings.client.server_url
+    if not url:
+        return None
+    return RemoteClient(url, args.api_key or settings.client.api_key)
+
+
+def parse_filter(raw: str | None) -> dict[str, Any] | None:
+    """``--filter`` as a JSON object, or ``CliError`` saying what is wrong with it."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"--filter is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+            """pass an object such as '{"source": "README.md"}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise CliError(f"--filter must be a JSON object, not {type(value).__name__}")
+    return value
+
+
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """Ingest files and folders into a collection."""
+    """Ingest files and folders into a collection; non-zero exit when any file failed."""
+    include = args.include or settings.ingest.include
+    exclude = args.exclude or settings.ingest.exclude
+    paths = [Path(p) for p in args.paths]
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            remote = remote_ingest(
+                client,
+                paths,
+                args.collection,
+                include=include,
+                exclude=exclude,
+                create=args.create,
+            )
+        finally:
+            client.close()
+        print(format_remote_summary(remote))
+        return 1 if remote.failed else 0
+
     from app.services.container import build_collections, build_embedder, build_pipeline
     from core.errors import CollectionNotFound
     from ingest.cli import run_ingest
@@ -78,45 +137,85 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         try:
             store = collections.get(args.collection)
         except CollectionNotFound:
+            if not args.create:
+                names = [c.name for c in collections.list()]
+                raise CliError(missing_collection_message(args.collection, names)) from None
             store = collections.create(args.collection)
-        summary = run_ingest(
-            [Path(p) for p in args.paths],
-            store,
-            build_pipeline(settings, embedder),
-            include=args.include or settings.ingest.include,
-            exclude=args.exclude or settings.ingest.exclude,
-        )
+            print(f"created collection '{args.collection}'")
+        summary = run_ingest(paths, store, build_pipeline(settings, embedder), include, exclude)
     finally:
         collections.close()
-    return 1 if summary.failed and not (summary.created or summary.replaced) else 0
+    return 1 if summary.failed else 0
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    """Search a collection and print the hits."""
-    from app.services.container import build_services
-
-    services = build_services(settings)
-    try:
-        outcome = services.search.search(
-            args.collection,
-            args.query,
-            top_k=args.top_k,
-            filter=json.loads(args.filter) if args.filter else None,
-            mode=args.mode,
-        )
-        for rank, hit in enumerate(outcome.hits, 1):
-            meta = hit.chunk.metadata
-            where = meta.get("heading_path") or ""
-            print(f"{rank:2d}. {hit.score:.3f}  {meta.get('source')}  {where}")
-            print("    " + hit.chunk.text[:200].replace("\n", " "))
-    finally:
-        services.close()
+    """Search a collection and print the hits (loads the embedder only, no answering model)."""
+    filter = parse_filter(args.filter)
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            hits, warnings = remote_search(
+                client, args.collection, args.query, top_k=args.top_k, filter=filter, mode=args.mode
+            )
+        finally:
+            client.close()
+    else:
+        hits, warnings = local_search(args, settings, filter)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print_hits(hits)
     return 0
+
+
+def local_search(
+    args: argparse.Namespace, settings: Settings, filter: dict[str, Any] | None
+) -> tuple[list[HitLine], list[str]]:
+    """Search the data directory itself, building only the embedder, the store and BM25."""
+    from app.services.container import build_collections, build_embedder, build_search
+
+    embedder = build_embedder(settings)
+    collections = build_collections(settings, embedder)
+    search = build_search(settings, collections, embedder)
+    try:
+        if collections.info(args.collection).chunk_count == 0:
+            raise CliError(empty_collection_message(args.collection))
+        outcome = search.search(
+            args.collection, args.query, top_k=args.top_k, filter=filter, mode=args.mode
+        )
+        hits = [
+            HitLine(
+                hit.score,
+                str(hit.chunk.metadata.get("source", "")),
+                str(hit.chunk.metadata.get("heading_path") or ""),
+                hit.chunk.text,
+            )
+            for hit in outcome.hits
+        ]
+        return hits, list(outcome.warnings)
+    finally:
+        search.close()
+        collections.close()
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     """Answer a question from a collection and print it with its sources."""
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            remote_ask(
+                client,
+                args.collection,
+                args.question,
+                strategy=args.strategy,
+                top_k=args.top_k,
+                stream=args.stream,
+            )
+        finally:
+            client.close()
+        return 0
+
     import asyncio
+    from dataclasses import asdict
 
     from app.services.answers import AnswerRequest, AnswerResult
     from app.services.container import build_services
@@ -124,6 +223,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     request = AnswerRequest(question=args.question, strategy=args.strategy, top_k=args.top_k)
     try:
+        if services.collections.info(args.collection).chunk_count == 0:
+            raise CliError(empty_collection_message(args.collection))
         if args.stream:
 
             async def stream() -> AnswerResult | None:
@@ -143,10 +244,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             print(result.answer)
         if result is not None:
             print("\nSources:")
-            for c in result.citations:
-                page = f" p.{c.page}" if c.page else ""
-                mark = "*" if c.cited else " "
-                print(f" {mark}[{c.number}] {c.filename}{page}  {c.heading_path}  ({c.score:.3f})")
+            for line in citation_lines([asdict(c) for c in result.citations]):
+                print(line)
     finally:
         services.close()
     return 0
@@ -200,46 +299,125 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def package_version() -> str:
+    """The installed ragserver's version."""
+    try:
+        return version("ragserver")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
-    serve = sub.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", help="interface to bind (default RAG_SERVER__HOST)")
-    serve.add_argument("--port", type=int, help="port (default RAG_SERVER__PORT, 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes (chroma server only)")
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each option's default; options whose default comes from a setting say so."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def remote_options() -> argparse.ArgumentParser:
+    """The options ingest, search and ask share to talk to a running server."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("running server")
+    group.add_argument(
+        "--server",
+        metavar="URL",
+        help="send the work to the server at URL (e.g. http://127.0.0.1:8000) instead of "
+        "opening the data directory; needed while a FAISS server runs on it "
+        "(default: RAG_CLIENT__SERVER_URL, else the data directory)",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key for --server (default: RAG_CLIENT__API_KEY, else none)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand (help texts show the defaults)."""
+    fmt = DefaultsFormatter
+    parser = argparse.ArgumentParser(prog="ragserver", description=__doc__, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"ragserver {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    remote = remote_options()
+
+    serve = sub.add_parser("serve", help="run the HTTP server", formatter_class=fmt)
+    serve.add_argument("--host", help="interface to bind (default: RAG_SERVER__HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: RAG_SERVER__PORT, 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes, chroma only (default: RAG_SERVER__WORKERS)"
+    )
     serve.set_defaults(func=cmd_serve)
 
-    ingest = sub.add_parser("ingest", help="ingest files and folders")
+    ingest = sub.add_parser(
+        "ingest", help="ingest files and folders", parents=[remote], formatter_class=fmt
+    )
     ingest.add_argument("paths", nargs="+", help="files or folders (recursive)")
-    ingest.add_argument("--collection", default="default")
-    ingest.add_argument("--include", action="append", help="glob a file must match")
-    ingest.add_argument("--exclude", action="append", help="glob that skips a file")
+    ingest.add_argument("--collection", default="default", help="collection to add to")
+    ingest.add_argument(
+        "--create",
+        action="store_true",
+        help="create the collection if it does not exist (without it a misspelt name is an "
+        "error, not a new collection)",
+    )
+    ingest.add_argument(
+        "--include", action="append", help="glob a file must match (default: RAG_INGEST__INCLUDE)"
+    )
+    ingest.add_argument(
+        "--exclude", action="append", help="glob that skips a file (default: RAG_INGEST__EXCLUDE)"
+    )
     ingest.set_defaults(func=cmd_ingest)
 
-    search = sub.add_parser("search", help="search a collection")
-    search.add_argument("query")
-    search.add_argument("--collection", default="default")
-    search.add_argument("--top-k", type=int, default=5)
-    search.add_argument("--filter", help="metadata filter as JSON")
-    search.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
+    search = sub.add_parser(
+        "search", help="search a collection", parents=[remote], formatter_class=fmt
+    )
+    search.add_argument("query", help="what to look for")
+    search.add_argument("--collection", default="default", help="collection to search")
+    search.add_argument("--top-k", type=int, default=5, help="hits to show")
+    search.add_argument(
+        "--filter",
+        help="""metadata filter as JSON, e.g. '{"source": "README.md"}' (default: none)""",
+    )
+    search.add_argument(
+        "--mode",
+        choices=["dense", "bm25", "hybrid"],
+        help="retrieval mode (default: RAG_RETRIEVAL__MODE, hybrid)",
+    )
     search.set_defaults(func=cmd_search)
 
-    ask = sub.add_parser("ask", help="answer a question with citations")
-    ask.add_argument("question")
-    ask.add_argument("--collection", default="default")
-    ask.add_argument("--strategy", help="zero_shot, one_shot, few_shot, chain_of_thought, ...")
-    ask.add_argument("--top-k", type=int)
+    ask = sub.add_parser(
+        "ask", help="answer a question with citations", parents=[remote], formatter_class=fmt
+    )
+    ask.add_argument("question", help="the question")
+    ask.add_argument("--collection", default="default", help="collection to answer from")
+    ask.add_argument(
+        "--strategy",
+        help="prompt template: zero_shot, one_shot, few_shot, chain_of_thought, ... "
+        "(default: RAG_PROMPTS__DEFAULT_STRATEGY, zero_shot)",
+    )
+    ask.add_argument(
+        "--top-k", type=int, help="chunks to retrieve (default: RAG_RETRIEVAL__TOP_K, 5)"
+    )
     ask.add_argument("--stream", action="store_true", help="print the answer as it is made")
     ask.set_defaults(func=cmd_ask)
 
-    evaluation = sub.add_parser("eval", help="measure retrieval on a JSONL question set")
+    evaluation = sub.add_parser(
+        "eval", help="measure retrieval on a JSONL question set", formatter_class=fmt
+    )
     evaluation.add_argument("questions", help="JSONL: id, question, source, answer_contains")
-    evaluation.add_argument("--collection", default="default")
-    evaluation.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
-    evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved (10)")
-    evaluation.add_argument("--out", help="write the metrics and per-question results as JSON")
+    evaluation.add_argument("--collection", default="default", help="collection to evaluate")
+    evaluation.add_argument(
+        "--mode",
+        choices=["dense", "bm25", "hybrid"],
+        help="retrieval mode (default: RAG_RETRIEVAL__MODE, hybrid)",
+    )
+    evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved")
+    evaluation.add_argument(
+        "--out", help="write the metrics and per-question results as JSON (default: no file)"
+    )
     evaluation.add_argument(
         "--answer", action="store_true", help="also generate answers; report containment"
     )
@@ -247,11 +425,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def locked_message(args: argparse.Namespace, settings: Settings) -> str:
+    """One line for a data directory held by a running server: how to go through it."""
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    return (
+        f"the data directory {settings.data_dir} is in use by a running ragserver (the FAISS "
+        f"store allows one process); send this command through it with --server {url} "
+        f"(e.g. ragserver {args.command} --server {url} ...), or stop the server first"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ragserver`` console script."""
+    """Entry point of the ``ragserver`` console script; errors are one line, exit status 1."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    return func(args, Settings())
+    settings = Settings()
+    try:
+        return func(args, settings)
+    except StoreLocked:
+        print(f"ragserver: {locked_message(args, settings)}", file=sys.stderr)
+    except CliError as exc:
+        print(f"ragserver: {exc}", file=sys.stderr)
+    except RagError as exc:
+        print(f"ragserver: {exc.message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("ragserver: interrupted", file=sys.stderr)
+        return 130
+    return 1
 
 
 if __name__ == "__main__":

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$"
 MetadataValue = str | int | float | bool
+SOURCE_DOC = (
+    "The document's source: its file name, or its path relative to the folder or as sent "
+    "(a/README.md); filter on it as `source`."
+)
+FILENAME_DOC = "Deprecated alias of `source` (same value), kept for older clients."
+
+
+class SourceNamed(BaseModel):
+    """A model naming its document's source as ``source``, with ``filename`` as an alias."""
+
+    source: str = Field("", description=SOURCE_DOC)
+    filename: str = Field("", description=FILENAME_DOC, deprecated=True)
+
+    @model_validator(mode="after")
+    def _same_name(self) -> SourceNamed:
+        """Fill whichever of ``source`` and ``filename`` was not given from the other."""
+        if not self.source:
+            self.source = self.filename
+        if not self.filename:
+            self.filename = self.source
+        return self
 
 
 class ErrorBody(BaseModel):
@@ -97,11 +118,10 @@ class JobOut(BaseModel):
     error: str | None = None
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(SourceNamed):
     """A stored document."""
 
     id: str
-    filename: str
     content_hash: str
     chunks: int
     metadata: dict[str, MetadataValue]
@@ -145,14 +165,17 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, description="What to look for.")
     top_k: int = Field(5, ge=1, description="How many hits to return.")
     filter: dict[str, Any] | None = Field(
-        None, description="Metadata filter: equality, $in, $ne, $gt/$gte/$lt/$lte, $and/$or."
+        None,
+        description="Metadata filter on the names hits show (source, page, heading_path, "
+        "document_id, your metadata): equality, $in, $ne, $gt/$gte/$lt/$lte, $and/$or.",
     )
     score_threshold: float | None = Field(
         None,
         ge=-1.0,
         le=1.0,
-        description="Leave out dense candidates below this cosine similarity (dense and "
-        "hybrid modes; BM25 candidates have no cosine and are kept; bm25 mode ignores it).",
+        description="Leave out dense candidates below this cosine similarity. In dense mode "
+        "that is the score shown; in hybrid mode it applies before fusion (BM25 candidates have "
+        "no cosine and are kept) and the answer says so in `warnings`; bm25 mode ignores it.",
     )
     mode: Literal["dense", "bm25", "hybrid"] | None = Field(
         None,
@@ -171,12 +194,11 @@ class SearchRequest(BaseModel):
     )
 
 
-class HitOut(BaseModel):
+class HitOut(SourceNamed):
     """One search hit."""
 
     chunk_id: str
     document_id: str
-    filename: str
     page: int | None
     heading_path: str
     text: str
@@ -188,7 +210,16 @@ class SearchResponse(BaseModel):
 
     query: str
     mode: str
+    score_type: Literal["cosine", "bm25", "rrf", "cross-encoder"] = Field(
+        description="What each hit's score is: cosine similarity (dense), BM25 score (bm25), "
+        "reciprocal-rank-fusion score (hybrid, at most about 0.03) or cross-encoder score."
+    )
     hits: list[HitOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why the hits may not be what was asked: a filter key no chunk has, or a "
+        "score_threshold that compared another score than the one shown.",
+    )
 
 
 class ExampleIn(BaseModel):
@@ -241,13 +272,12 @@ class QueryRequest(BaseModel):
     stream: bool = Field(False, description="Answer as Server-Sent Events.")
 
 
-class CitationOut(BaseModel):
+class CitationOut(SourceNamed):
     """A chunk the answer may cite as [number]; only chunks that were in the prompt."""
 
     number: int
     chunk_id: str
     document_id: str
-    filename: str
     page: int | None
     heading_path: str
     score: float

@@ -42,7 +42,14 @@ class CollectionService:
             return store
         with self._lock:
             if name not in self._open:
-                store = self._client.get_collection(name)
+                try:
+                    store = self._client.get_collection(name)
+                except CollectionNotFound as exc:
+                    names = ", ".join(c.name for c in self._client.list_collections())
+                    raise CollectionNotFound(
+                        f"collection '{name}' does not exist; existing collections: {names}",
+                        {"collection": name},
+                    ) from exc
                 if store.embedding_model != self._embedder.model_name:
                     raise InvalidRequest(
                         f"collection '{name}' was built with embedding model "
