@@ -71,7 +71,19 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, so a deleted document's text leaves the file
+    # (with ``checkpoint_truncate`` after the delete, the WAL's old copies go too).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and truncate it, so no old page copy remains on disk.
+
+    Best effort: a reader in the middle of a transaction keeps the frames it may need, and
+    the next delete's checkpoint removes them.
+    """
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 def init_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:

@@ -356,6 +356,9 @@ class FaissStore:
             return _Change(seqs)
 
         self._commit(work)
+        with self._write_lock:
+            self._check_open()
+            db.checkpoint_truncate(self._writer)
 
     def delete_document(self, document_id: str) -> bool:
         """Delete a document's record and chunks (via the ``document_id`` index)."""
@@ -366,7 +369,12 @@ class FaissStore:
             existed = db.delete_document_row(conn, document_id)
             return _Change(seqs, result=existed or bool(seqs))
 
-        return bool(self._commit(work))
+        deleted = bool(self._commit(work))
+        if deleted:  # no copy of the deleted text may stay in the WAL
+            with self._write_lock:
+                self._check_open()
+                db.checkpoint_truncate(self._writer)
+        return deleted
 
     # -- reads --------------------------------------------------------------------------
 

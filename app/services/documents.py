@@ -82,9 +82,13 @@ class DocumentService:
         upload_dir: Path,
         max_file_bytes: int,
         on_change: Callable[[str], None] | None = None,
+        on_delete: Callable[[str], None] | None = None,
     ) -> None:
-        # on_change(collection) runs after every write, to keep derived indexes (BM25) in step.
+        # on_change(collection) runs after every write, to keep derived indexes (BM25) in step;
+        # on_delete(collection) after a delete, before it is answered, so that derived copies
+        # of the deleted text are gone by then (else on_change runs).
         self._on_change = on_change
+        self._on_delete = on_delete
         self._collections = collections
         self._pipeline = pipeline
         self._upload_dir = upload_dir
@@ -199,5 +203,7 @@ class DocumentService:
         """Delete a document and every chunk of it."""
         if not self._collections.get(collection).delete_document(document_id):
             raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")
-        if self._on_change is not None:
+        if self._on_delete is not None:
+            self._on_delete(collection)
+        elif self._on_change is not None:
             self._on_change(collection)
