@@ -155,9 +155,10 @@ def remote_ingest(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     create: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> RemoteSummary:
     """Upload files and folders to the server, keeping folder-relative paths as sources."""
+    out = out or sys.stdout
     ensure_collection(client, collection, create, out)
     files, skipped = collect_files(paths, include, exclude)
     summary = RemoteSummary(skipped=skipped)
@@ -216,8 +217,9 @@ class HitLine:
     text: str
 
 
-def print_hits(hits: Sequence[HitLine], out: TextIO = sys.stdout) -> None:
+def print_hits(hits: Sequence[HitLine], out: TextIO | None = None) -> None:
     """Print hits, best first, or say that none matched."""
+    out = out or sys.stdout
     if not hits:
         print("no hits", file=out)
     for rank, hit in enumerate(hits, 1):
@@ -286,9 +288,10 @@ def remote_ask(
     strategy: str | None,
     top_k: int | None,
     stream: bool,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> None:
     """Ask through the server and print the answer (as it comes, with ``stream``) and sources."""
+    out = out or sys.stdout
     body: dict[str, Any] = {"question": question, "stream": stream}
     if strategy:
         body["strategy"] = strategy

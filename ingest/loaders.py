@@ -242,14 +242,28 @@ def load_bytes(
             f"{source}: the file is empty; there is nothing to index", {"file": source}
         )
     ctx = LoadContext(source, limits, Deadline(limits.max_parse_seconds, source))
-    sections = [section for section in loader(data, ctx) if section.text]
+    loaded = list(loader(data, ctx))
+    sections = [section for section in loaded if section.text]
     if not sections:
-        raise EmptyDocument(
-            f"{source}: no text could be extracted (a scanned PDF or image-only document needs "
-            "OCR first)",
-            {"file": source},
-        )
+        raise EmptyDocument(no_text_message(source, ext, loaded), {"file": source})
     return LoadedDocument(source=source, file_type=ext.lstrip("."), sections=sections)
+
+
+def no_text_message(source: str, ext: str, loaded: list[Section]) -> str:
+    """Why a file gave no text to index, in the terms of its format."""
+    headings = sorted({h for section in loaded for h in section.heading_path})
+    if headings:
+        shown = ", ".join(repr(h) for h in headings[:3])
+        return (
+            f"{source}: the file has no text beyond its headings ({shown}); headings alone are "
+            "not indexed, so add text under them"
+        )
+    if ext == ".pdf":
+        return (
+            f"{source}: no text could be extracted; a scanned or image-only PDF needs OCR "
+            "first (e.g. ocrmypdf)"
+        )
+    return f"{source}: the file holds no text to index (only markup or whitespace)"
 
 
 def file_extension(path: Path, source: str) -> str:
