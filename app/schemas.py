@@ -7,6 +7,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$"
+COLLECTION_NAME_RULE = "3 to 63 letters, digits, '_' or '-', starting and ending alphanumeric."
+# What each pattern of a field means, in words, for error messages.
+PATTERN_WORDING = {
+    COLLECTION_NAME_PATTERN: "a collection name is "
+    + COLLECTION_NAME_RULE.rstrip(".")
+    + " (e.g. team-docs)",
+}
 MetadataValue = str | int | float | bool
 SOURCE_DOC = (
     "The document's source: its file name, or its path relative to the folder or as sent "
@@ -59,7 +66,7 @@ class CollectionCreate(BaseModel):
 
     name: str = Field(
         pattern=COLLECTION_NAME_PATTERN,
-        description="3 to 63 letters, digits, '_' or '-', starting and ending alphanumeric.",
+        description=COLLECTION_NAME_RULE,
     )
 
 
