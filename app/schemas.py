@@ -320,9 +320,15 @@ class PreviewResponse(BaseModel):
 
 
 class PromptPreviewRequest(QueryRequest):
-    """Render a query's prompt without answering; names the collection to retrieve from."""
+    """Deprecated body of ``POST /v1/prompts/preview``, which names its collection in it.
 
-    collection: str = Field("default", description="Collection to retrieve from.")
+    ``POST /v1/collections/{name}/prompts/preview`` takes the collection in the path, as
+    ``/query`` does, and a plain ``QueryRequest``.
+    """
+
+    collection: str = Field(
+        "default", description="Collection to retrieve from (the path's, in the new route)."
+    )
 
 
 class PromptInfoOut(BaseModel):
