@@ -11,6 +11,7 @@ as markup.
 from __future__ import annotations
 
 from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response

@@ -86,8 +86,10 @@ def open_page(
     )
     if setup:
         # Only on the first load of the tab, so a reload shows what the page itself kept.
-        context.add_init_script(f"if (!sessionStorage.getItem('ui-test-setup')) {{ {setup} "
-                                "sessionStorage.setItem('ui-test-setup', '1'); }")
+        context.add_init_script(
+            f"if (!sessionStorage.getItem('ui-test-setup')) {{ {setup} "
+            "sessionStorage.setItem('ui-test-setup', '1'); }"
+        )
     page = context.new_page()
     record = PageRecord(page, context)
 

@@ -129,7 +129,9 @@ def test_upload_shows_each_files_outcome_and_lists_the_documents(
         expect(row.locator("td").nth(1)).to_have_text(str(doc["chunks"]))
     pdf_row = rows.filter(has=page.locator("td.name", has_text="report.pdf"))
     expect(pdf_row.locator("td").nth(2)).to_have_text("2")
-    expect(rows.filter(has=page.locator("td.name", has_text="notes.txt")).locator("td").nth(2)).to_have_text("—")
+    expect(
+        rows.filter(has=page.locator("td.name", has_text="notes.txt")).locator("td").nth(2)
+    ).to_have_text("—")
     screenshot(page, shots, "ui-documents")
 
     # The same file again is unchanged; an edited one replaces the stored version.
@@ -200,7 +202,8 @@ def test_chunks_in_order_and_delete_after_confirming(
 
     record.confirm_answers.append(False)
     page.get_by_role("button", name="Delete guide.md").click()
-    assert record.dialogs and record.dialogs[-1].startswith("confirm: Delete guide.md")
+    assert record.dialogs
+    assert record.dialogs[-1].startswith("confirm: Delete guide.md")
     expect(rows).to_have_count(2)
     assert api.get(f"/collections/ui-delete/documents/{guide['id']}").status_code == 200
 
@@ -286,7 +289,8 @@ def test_ask_streams_the_answer_with_citations_evidence_and_budget(
     expect(detail).to_be_visible()
     expect(detail).to_be_focused()
     library = next(
-        d for d in api.get("/collections/ui-ask/documents").json()["documents"]
+        d
+        for d in api.get("/collections/ui-ask/documents").json()["documents"]
         if d["filename"] == "library.txt"
     )
     chunk = api.get(f"/collections/ui-ask/documents/{library['id']}/chunks").json()["chunks"][0]
@@ -329,7 +333,8 @@ def test_ask_streams_the_answer_with_citations_evidence_and_budget(
         "bm25",
     )
     sent = "\n".join(m["content"] for m in generator.calls[-1])
-    assert QUESTION in sent and "a librarian" in sent
+    assert QUESTION in sent
+    assert "a librarian" in sent
     expect(usage).to_contain_text("Chunks: 1 used")
     expect(usage).to_contain_text("History: 2 kept")
     examples = page.locator("#budget-legend li[data-part=examples]").text_content() or ""
@@ -346,13 +351,18 @@ def test_a_hostile_document_is_shown_as_text_and_runs_nothing(
     page = record.page
     expect(page.locator("#collection-select")).to_have_value("ui-hostile")
     page.get_by_test_id("upload-input").set_input_files(
-        [write(tmp_path, HOSTILE_NAME, HOSTILE), write(tmp_path, "hostile.md", "# <b>bold</b>\n\n" + HOSTILE)]
+        [
+            write(tmp_path, HOSTILE_NAME, HOSTILE),
+            write(tmp_path, "hostile.md", "# <b>bold</b>\n\n" + HOSTILE),
+        ]
     )
     row = page.get_by_test_id("document-row")
     expect(row).to_have_count(2)
     expect(row.locator("td.name", has_text=HOSTILE_NAME)).to_have_count(1)
     page.get_by_role("button", name=f"Show the chunks of {HOSTILE_NAME}").click()
-    expect(page.locator("#chunks-list")).to_contain_text('<script>window.__pwned = "script"</script>')
+    expect(page.locator("#chunks-list")).to_contain_text(
+        '<script>window.__pwned = "script"</script>'
+    )
 
     ask(page, "When does the lighthouse keeper ring the bell?")
     answer = page.get_by_test_id("answer")
@@ -418,7 +428,11 @@ def test_the_key_is_asked_once_and_refusals_are_sentences(
 def test_narrow_width_is_readable_and_every_control_is_labelled(
     server: LiveServer, browser: Browser, api: httpx.Client, shots: Path
 ) -> None:
-    create_collection(api, "ui-narrow", {"library.txt": FACT, "a-rather-long-file-name-about-harbour-tides.txt": OTHER})
+    create_collection(
+        api,
+        "ui-narrow",
+        {"library.txt": FACT, "a-rather-long-file-name-about-harbour-tides.txt": OTHER},
+    )
     record = open_page(browser, server.url, collection="ui-narrow", viewport=NARROW)
     page = record.page
     expect(page.get_by_test_id("document-row")).to_have_count(2)
@@ -428,11 +442,20 @@ def test_narrow_width_is_readable_and_every_control_is_labelled(
     expect(page.get_by_test_id("citation-detail")).to_be_visible()
 
     assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
-    for testid in ("upload-input", "document-row", "question-input", "ask-button", "answer",
-                   "citation", "citation-detail", "usage"):
+    for testid in (
+        "upload-input",
+        "document-row",
+        "question-input",
+        "ask-button",
+        "answer",
+        "citation",
+        "citation-detail",
+        "usage",
+    ):
         box = page.get_by_test_id(testid).first.bounding_box()
         assert box is not None, testid
-        assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW["width"], (testid, box)
+        assert box["x"] >= 0, (testid, box)
+        assert box["x"] + box["width"] <= NARROW["width"], (testid, box)
     screenshot(page, shots, "ui-narrow", full_page=True)
 
     unlabelled = page.evaluate(
@@ -449,7 +472,9 @@ def test_narrow_width_is_readable_and_every_control_is_labelled(
     reached = []
     for _ in range(60):
         page.keyboard.press("Tab")
-        reached.append(page.evaluate("document.activeElement.dataset.testid || document.activeElement.id"))
+        reached.append(
+            page.evaluate("document.activeElement.dataset.testid || document.activeElement.id")
+        )
         if reached[-1] == "ask-button":
             break
     assert {"upload-input", "question-input", "ask-button"} <= set(reached), reached
