@@ -49,7 +49,6 @@ export class Documents {
         "td",
         { class: "actions" },
         el("button", { type: "button", "aria-label": `Show the chunks of ${name}`, onclick: () => this.showChunks(doc) }, "Chunks"),
-        " ",
         el("button", { type: "button", "aria-label": `Delete ${name}`, onclick: () => this.remove(doc) }, "Delete"),
       ),
     );

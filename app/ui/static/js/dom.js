@@ -62,5 +62,5 @@ export function highlighted(text, words) {
 }
 
 export function formatTime(seconds) {
-  return new Date(seconds * 1000).toLocaleString();
+  return new Date(seconds * 1000).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
 }
