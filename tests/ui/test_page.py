@@ -480,3 +480,22 @@ def test_narrow_width_is_readable_and_every_control_is_labelled(
     assert {"upload-input", "question-input", "ask-button"} <= set(reached), reached
     assert_clean(record)
     record.context.close()
+
+
+def test_a_refused_question_says_why_in_a_sentence(
+    server: LiveServer, browser: Browser, api: httpx.Client
+) -> None:
+    create_collection(api, "ui-refused", {"library.txt": FACT})
+    record = open_page(browser, server.url, collection="ui-refused")
+    page = record.page
+    expect(page.get_by_test_id("document-row")).to_have_count(1)
+    ask(page, "why " * 1001)  # 4003 characters once trimmed: over MAX_QUESTION_CHARS (4000)
+    answer = page.get_by_test_id("answer")
+    expect(answer).to_have_text(
+        "The question is 4003 characters; at most 4000 are accepted "
+        "(RAG_SECURITY__MAX_QUESTION_CHARS)."
+    )
+    expect(page.get_by_role("alert")).to_have_text(answer.text_content() or "")
+    expect(page.get_by_test_id("ask-button")).to_be_enabled()
+    assert_clean(record, allowed_statuses=(422,))
+    record.context.close()

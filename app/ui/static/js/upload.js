@@ -3,7 +3,12 @@
 import { ApiError, api, collectionPath } from "./api.js";
 import { $, clear, el } from "./dom.js";
 
-const POLL_MS = 400;
+const POLL_FIRST_MS = 300;
+const POLL_MAX_MS = 3000; // polls slow down, so a long job spends little of a rate limit
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 export class Uploads {
   constructor(page) {
@@ -79,13 +84,19 @@ export class Uploads {
   async follow(job) {
     const box = $("job");
     box.hidden = false;
+    let delay = POLL_FIRST_MS;
     for (;;) {
       this.showJob(job);
       if (job.state === "succeeded" || job.state === "failed") break;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await sleep(delay);
+      delay = Math.min(POLL_MAX_MS, delay * 1.5);
       try {
         job = (await api("GET", `/jobs/${encodeURIComponent(job.id)}`)).body;
       } catch (error) {
+        if (error instanceof ApiError && error.status === 429) {
+          delay = Math.max(delay, 1000 * (error.detail.retry_after || 1));
+          continue; // rate-limited: the job runs on; ask again later
+        }
         this.page.fail(error);
         return;
       }
