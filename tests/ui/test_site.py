@@ -77,7 +77,7 @@ def test_the_page_has_no_inline_script_style_or_remote_resource() -> None:
         assert "insertAdjacentHTML" not in text, name
 
 
-def test_a_missing_file_is_a_404_problem_with_the_headers(keyed: Settings) -> None:
+def test_a_missing_file_is_a_404_problem(keyed: Settings) -> None:
     with running_app(keyed, HashEmbedder()) as client:
         resp = client.get("/ui/nothing-here.js")
     assert resp.status_code == 404

@@ -73,6 +73,10 @@ export class Conversation {
     const input = $("question-input");
     const question = input.value.trim();
     if (!question || this.busy) return;
+    if (!this.page.collection) {
+      this.page.fail(new Error("pick or create a collection first"));
+      return;
+    }
     this.busy = true;
     $("ask-button").disabled = true;
     this.page.clearAlert();

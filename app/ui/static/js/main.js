@@ -10,7 +10,7 @@ const COLLECTION_STORAGE = "ragserver.collection";
 class Page {
   constructor() {
     this.collection = sessionStorage.getItem(COLLECTION_STORAGE) || "";
-    this.keyWaiters = [];
+    this.shown = null; // the collection whose documents and conversation are on screen
     this.documents = new Documents(this);
     this.uploads = new Uploads(this);
     this.conversation = new Conversation(this);
@@ -83,6 +83,7 @@ class Page {
     const select = clear($("collection-select"));
     for (const c of listed) select.append(el("option", { value: c.name }, `${c.name} (${c.documents})`));
     if (!names.length) {
+      this.collection = "";
       this.status("No collection is visible with this key; create one.");
       return true;
     }
@@ -93,10 +94,12 @@ class Page {
   }
 
   async select(name) {
+    // A new key reloads the same collection: the conversation carries on.
+    if (name !== this.shown) this.conversation.reset();
+    this.shown = name;
     this.collection = name;
     sessionStorage.setItem(COLLECTION_STORAGE, name);
     $("collection-select").value = name;
-    this.conversation.reset();
     await this.documents.refresh();
   }
 

@@ -35,6 +35,10 @@ export class Uploads {
   async upload(files) {
     if (!files.length) return;
     const collection = this.page.collection;
+    if (!collection) {
+      this.page.fail(new Error("pick or create a collection first"));
+      return;
+    }
     const background = $("upload-background").checked;
     const form = new FormData();
     for (const file of files) form.append("files", file, file.name);
