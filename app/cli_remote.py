@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from ingest.results import collect_files
+from ingest.cli import skipped_line
+from ingest.results import collect_files_named
 
 UPLOAD_BATCH_FILES = 16
 UPLOAD_BATCH_BYTES = 32_000_000
@@ -32,7 +33,7 @@ class RemoteSummary:
 
     counts: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
-    skipped: int = 0
+    skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, result: dict[str, Any]) -> None:
@@ -160,7 +161,7 @@ def remote_ingest(
     """Upload files and folders to the server, keeping folder-relative paths as sources."""
     out = out or sys.stdout
     ensure_collection(client, collection, create, out)
-    files, skipped = collect_files(paths, include, exclude)
+    files, skipped = collect_files_named(paths, include, exclude)
     summary = RemoteSummary(skipped=skipped)
     for path, source in files:
         if not path.is_file():
@@ -194,10 +195,11 @@ def format_remote_summary(summary: RemoteSummary) -> str:
         for status in ("created", "replaced", "unchanged", "failed")
     )
     lines = [
-        f"files: {sum(summary.counts.values())} ({counts}, "
-        f"skipped {summary.skipped} of unsupported type or excluded)",
+        f"files: {sum(summary.counts.values())} ({counts}, skipped {len(summary.skipped)})",
         f"chunks: {summary.chunks}",
     ]
+    if summary.skipped:
+        lines.append(skipped_line(summary.skipped))
     if summary.failed:
         lines.append("failed:")
         lines.extend(

@@ -10,6 +10,16 @@ from typing import TextIO
 from ingest.pipeline import IngestPipeline, IngestSummary
 from vectorstores.base import VectorStore
 
+SHOW_SKIPPED = 10
+
+
+def skipped_line(names: Sequence[str]) -> str:
+    """Name the files a folder walk left out (the first ``SHOW_SKIPPED`` of them)."""
+    shown = ", ".join(names[:SHOW_SKIPPED])
+    more = len(names) - SHOW_SKIPPED
+    tail = f" and {more} more" if more > 0 else ""
+    return f"skipped (hidden, unsupported type or excluded): {shown}{tail}"
+
 
 def format_summary(summary: IngestSummary) -> str:
     """Render a summary as the lines the CLI prints."""
@@ -21,6 +31,8 @@ def format_summary(summary: IngestSummary) -> str:
         f"seconds: {summary.seconds:.1f}",
         f"chunks per second: {summary.chunks_per_second:.1f}",
     ]
+    if summary.skipped_files:
+        lines.append(skipped_line(summary.skipped_files))
     if summary.failed:
         lines.append("failed:")
         # Error messages name their file already; do not say it twice.
@@ -37,7 +49,7 @@ def run_ingest(
     pipeline: IngestPipeline,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> IngestSummary:
     """Ingest files and folders into ``store``, showing a progress bar, and print a summary.
 
@@ -47,7 +59,7 @@ def run_ingest(
         pipeline: The configured pipeline.
         include: Globs a file must match (any of them), if given.
         exclude: Globs that leave a file out.
-        out: Where the summary is printed (the progress bar goes to stderr).
+        out: Where the summary is printed, stdout by default (the progress bar goes to stderr).
 
     Returns:
         The summary; the caller decides the exit status (non-zero when ``failed``).
@@ -56,5 +68,5 @@ def run_ingest(
         store, [Path(p) for p in paths], include=include, exclude=exclude, progress_bar=True
     )
     store.persist()
-    print(format_summary(summary), file=out)
+    print(format_summary(summary), file=out or sys.stdout)
     return summary

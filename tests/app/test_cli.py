@@ -120,9 +120,11 @@ def test_ingest_names_failed_files_and_exits_non_zero(
     server: ServerProcess, tree: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tree / "only-heading.md").write_text("# Just a title\n")
+    (tree / "notes.rst").write_text("Not a type ragserver reads.\n")
     code, out, _ = run(["ingest", str(tree), "--server", server.url], capsys)
     assert code == 1
     assert "failed 1" in out
+    assert "skipped (hidden, unsupported type or excluded): notes.rst" in out
     failed = out.split("failed:\n", 1)[1]
     assert "only-heading.md" in failed
     assert "no text beyond its headings" in failed
@@ -177,8 +179,10 @@ def local(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_local_search_loads_no_answering_model(
     tree: Path, capsys: pytest.CaptureFixture[str], settings: Settings
 ) -> None:
+    (tree / "notes.rst").write_text("Not a type ragserver reads.\n")
     code, out, _ = run(["ingest", str(tree)], capsys)
     assert code == 0, out
+    assert "skipped (hidden, unsupported type or excluded): notes.rst" in out
     code, out, _ = run(["search", "zebras"], capsys)
     assert code == 0
     assert out.splitlines()[0].split()[2] == "a/README.md"
