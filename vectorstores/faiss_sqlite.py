@@ -77,13 +77,26 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def checkpoint_truncate(conn: sqlite3.Connection) -> None:
+CHECKPOINT_WAIT_MS = 2000
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
     """Copy the WAL into the database and truncate it, so no old page copy remains on disk.
 
-    Best effort: a reader in the middle of a transaction keeps the frames it may need, and
-    the next delete's checkpoint removes them.
+    Waits at most ``CHECKPOINT_WAIT_MS`` for readers still in the WAL (searches take
+    milliseconds), so a delete never stalls behind a busy stream of searches; if they do not
+    leave in time the WAL keeps its frames until the next delete's checkpoint.
+
+    Returns:
+        True when the WAL was emptied.
     """
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    return not busy
 
 
 def init_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:
