@@ -425,12 +425,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+REMOTE_COMMANDS = ("ingest", "search", "ask")
+
+
 def locked_message(args: argparse.Namespace, settings: Settings) -> str:
     """One line for a data directory held by a running server: how to go through it."""
     url = f"http://{settings.server.host}:{settings.server.port}"
-    return (
+    held = (
         f"the data directory {settings.data_dir} is in use by a running ragserver (the FAISS "
-        f"store allows one process); send this command through it with --server {url} "
+        "store allows one process)"
+    )
+    if args.command not in REMOTE_COMMANDS:
+        return f"{held}; stop the server first, or point RAG_DATA_DIR at another directory"
+    return (
+        f"{held}; send this command through it with --server {url} "
         f"(e.g. ragserver {args.command} --server {url} ...), or stop the server first"
     )
 

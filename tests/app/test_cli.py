@@ -226,3 +226,11 @@ def test_version_and_defaults_in_help(capsys: pytest.CaptureFixture[str]) -> Non
     text = " ".join(capsys.readouterr().out.split())
     assert "hits to show (default: 5)" in text
     assert "collection to search (default: default)" in text
+
+
+def test_held_store_message_offers_server_only_where_it_works(settings: Settings) -> None:
+    search = cli.locked_message(cli.build_parser().parse_args(["search", "q"]), settings)
+    assert "--server http://127.0.0.1:8000" in search
+    evaluation = cli.locked_message(cli.build_parser().parse_args(["eval", "q.jsonl"]), settings)
+    assert "--server" not in evaluation
+    assert "stop the server first" in evaluation
