@@ -26,7 +26,7 @@ class Seen:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
 
 
 class Stub:
@@ -47,7 +47,8 @@ def stub_server(replies: list[Reply]) -> Iterator[Stub]:
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             self.rfile.read(length)
-            stub.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            stub.seen.append(Seen(self.command, self.path, headers))
             reply = stub.replies[min(len(stub.seen), len(stub.replies)) - 1]
             payload = json.dumps(reply.body).encode()
             self.send_response(reply.status)

@@ -208,7 +208,7 @@ def test_503_is_retried_after_retry_after_with_the_key_as_bearer(
     assert [c.name for c in collections] == ["default"]
     assert waits == [7.0]
     assert [s.path for s in stub.seen] == ["/v1/collections", "/v1/collections"]
-    assert all(s.headers["Authorization"] == "Bearer s3cret" for s in stub.seen)
+    assert all(s.headers["authorization"] == "Bearer s3cret" for s in stub.seen)
 
 
 def test_503_after_the_last_retry_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
