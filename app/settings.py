@@ -117,7 +117,8 @@ class EmbeddingSettings(BaseModel):
             "Backend for search queries: same (as documents) or onnx-float32 (the float32 "
             "vectors, ~2x faster for one short query; exported in a background process at "
             "start-up, queries use the documents' backend until it is ready); auto picks "
-            "onnx-float32 where documents are float32 on the CPU, else same."
+            "onnx-float32 where documents are float32 on the CPU, else same. Backend openai "
+            "embeds queries remotely too, and ignores this, BATCH_TOKENS and DEVICE."
         ),
     )
     batch_tokens: int | None = Field(

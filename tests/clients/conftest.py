@@ -1,8 +1,9 @@
 """One live ``ragserver serve`` (real MiniLM, real pages) shared by the client tests.
 
 Each server process loads the embedding model, which is slow on a small machine, so the whole
-package shares one, started on first use: the Python docs pages of ``tests/data/html`` are in
-its collection ``pydocs``. Tests that change data use collections of their own.
+package shares one, started on first use and stopped after the package's last test. The Python
+docs pages of ``tests/data/html`` are in its collection ``pydocs``; tests that change data use
+collections of their own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LOCAL_EMBEDDING = {
 QUIET = {"RAG_LLM__LOAD_AT_STARTUP": "false", "RAG_SERVER__LOG_LEVEL": "warning"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A real ragserver with the bundled models; ``pydocs`` holds the five pages."""
     data = tmp_path_factory.mktemp("client-live") / "data"

@@ -10,6 +10,7 @@ from .client import Client
 from .errors import (
     AuthenticationError,
     ConflictError,
+    GatewayTimeoutError,
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
@@ -56,6 +57,7 @@ __all__ = [
     "Embeddings",
     "FileInput",
     "FileResult",
+    "GatewayTimeoutError",
     "Hit",
     "InvalidRequestError",
     "Job",

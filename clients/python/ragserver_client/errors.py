@@ -14,6 +14,7 @@ import httpx
 __all__ = [
     "AuthenticationError",
     "ConflictError",
+    "GatewayTimeoutError",
     "InvalidRequestError",
     "JobFailedError",
     "NotFoundError",
@@ -23,7 +24,6 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
-    "TimeoutError",
     "UnsupportedMediaTypeError",
     "UpstreamError",
     "error_from_response",
@@ -98,7 +98,7 @@ class ServiceUnavailableError(RagServerError):
     """503: still loading its models, or overloaded (retried while retries last)."""
 
 
-class TimeoutError(RagServerError):  # noqa: A001 - the server's 504, named as the API does
+class GatewayTimeoutError(RagServerError):
     """504: no answer within the server's request timeout."""
 
 
@@ -118,7 +118,7 @@ _BY_STATUS: dict[int, type[RagServerError]] = {
     500: ServerError,
     502: UpstreamError,
     503: ServiceUnavailableError,
-    504: TimeoutError,
+    504: GatewayTimeoutError,
 }
 
 
