@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ragserver_client import Answer, AsyncClient, Delta, Job, NotFoundError
+from ragserver_client import Answer, AsyncClient, Delta, Job, NotFoundError, async_client
 
 from tests.clients.conftest import COLLECTION, HEAP_QUESTION, PAGES
+from tests.clients.stub import Reply, stub_server
 from tests.integration.live import LiveServer
 
 pytestmark = pytest.mark.integration
@@ -64,3 +65,26 @@ def test_async_client_end_to_end(live_server: LiveServer) -> None:
     # Greedy decoding: the whole answer is the streamed one.
     assert whole.answer.strip() == final.answer.strip()
     assert whole.citations[0].filename == "heapq.html"
+
+
+def test_async_client_retries_503_after_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(async_client.asyncio, "sleep", record)
+    busy = Reply(503, {"error": {"type": "Overloaded", "message": "busy"}}, {"Retry-After": "2"})
+    missing = Reply(404, {"error": {"type": "CollectionNotFound", "message": "no 'x'"}})
+
+    async def scenario() -> None:
+        async with AsyncClient(stub.url, api_key="k3y") as rag:
+            with pytest.raises(NotFoundError) as error:
+                await rag.get_collection("x")
+            assert (error.value.type, error.value.message) == ("CollectionNotFound", "no 'x'")
+
+    with stub_server([busy, busy, missing]) as stub:
+        asyncio.run(scenario())
+    assert waits == [2.0, 2.0]
+    assert len(stub.seen) == 3
+    assert {s.headers["authorization"] for s in stub.seen} == {"Bearer k3y"}

@@ -103,7 +103,7 @@ class AsyncClient:
         await self._http.aclose()
 
     @asynccontextmanager
-    async def _open(self, call: Call[Any], retry: bool = True) -> AsyncIterator[httpx.Response]:
+    async def _open(self, call: Call[Any]) -> AsyncIterator[httpx.Response]:
         """Send a call, retrying 429/503; yield the successful answer with its body unread."""
         attempt = 0
         while True:
@@ -111,7 +111,7 @@ class AsyncClient:
                 request = self._http.build_request(**request_kwargs(call, files))
                 response = await self._http.send(request, stream=True)
             try:
-                if not (retry and should_retry(response, attempt, self.max_retries)):
+                if not should_retry(response, attempt, self.max_retries):
                     if response.is_error:
                         await response.aread()
                         raise error_from_response(response)

@@ -102,7 +102,7 @@ class Client:
         self._http.close()
 
     @contextmanager
-    def _open(self, call: Call[Any], retry: bool = True) -> Iterator[httpx.Response]:
+    def _open(self, call: Call[Any]) -> Iterator[httpx.Response]:
         """Send a call, retrying 429/503; yield the successful answer with its body unread."""
         attempt = 0
         while True:
@@ -110,7 +110,7 @@ class Client:
                 request = self._http.build_request(**request_kwargs(call, files))
                 response = self._http.send(request, stream=True)
             try:
-                if not (retry and should_retry(response, attempt, self.max_retries)):
+                if not should_retry(response, attempt, self.max_retries):
                     if response.is_error:
                         response.read()
                         raise error_from_response(response)
