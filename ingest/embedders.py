@@ -449,10 +449,11 @@ EMBEDDERS: dict[str, EmbedderFactory] = dict.fromkeys(sorted(_BUNDLED_NAMES), _b
 """Model name to factory; a factory imports its libraries only when called."""
 
 
-def _openai(model: str, **options: Any) -> Embedder:
+def _openai(model: str, tokenizer: str = "all-MiniLM-L6-v2", **options: Any) -> Embedder:
     from ingest.openai_embedder import OpenAIEmbedder
 
-    return OpenAIEmbedder(model, **options)
+    location = str(bundled_model_path()) if tokenizer in _BUNDLED_NAMES else tokenizer
+    return OpenAIEmbedder(model, tokenizer=location, **options)
 
 
 BACKEND_EMBEDDERS: dict[str, Callable[..., Embedder]] = {"openai": _openai}

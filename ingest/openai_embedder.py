@@ -35,25 +35,21 @@ __all__ = ["OpenAIEmbedder", "load_tokenizer"]
 
 logger = logging.getLogger(__name__)
 _PROBE = "ragserver dimension probe"
-_BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 
 
-def load_tokenizer(name: str) -> Any:
-    """Load a Hugging Face fast tokenizer offline: the bundled model's, a folder or a cached id.
+def load_tokenizer(location: str) -> Any:
+    """Load a Hugging Face fast tokenizer offline, from a folder or a cached hub id.
 
     Raises:
         ConfigurationError: it cannot be loaded without a download.
     """
     from transformers import AutoTokenizer
 
-    from ingest.embedders import bundled_model_path
-
-    location = str(bundled_model_path()) if name in _BUNDLED_NAMES else name
     try:
         return AutoTokenizer.from_pretrained(location, local_files_only=True)
     except Exception as exc:  # OSError, ValueError, HF hub errors...
         raise ConfigurationError(
-            f"the embedding tokenizer {name!r} cannot be loaded offline ({exc}); set "
+            f"the embedding tokenizer {location!r} cannot be loaded offline ({exc}); set "
             "RAG_EMBEDDING__OPENAI__TOKENIZER to all-MiniLM-L6-v2 or a local tokenizer folder"
         ) from exc
 
@@ -102,10 +98,13 @@ class OpenAIEmbedder:
         concurrent_requests: int = 4,
         timeout_s: float = 60.0,
         max_retries: int = 2,
-        tokenizer: str = "all-MiniLM-L6-v2",
+        tokenizer: str,
         max_input_tokens: int = 512,
     ) -> None:
         """Connect, load the local tokenizer and probe the server for the dimension.
+
+        ``tokenizer`` is the local tokenizer's folder or cached hub id (the factory in
+        ``ingest.embedders`` turns the bundled model's name into its folder).
 
         Raises:
             ConfigurationError: the tokenizer cannot be loaded, or the probe request fails.
