@@ -101,11 +101,12 @@ class Target:
 
 
 def _reason(exc: BaseException) -> str:
-    """The useful part of a libpq error, on one line."""
-    text = " ".join(str(exc).split())
+    """The useful part of a libpq error: its first line, without the connection preamble."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
     if "failed: " in text:
         text = text.rsplit("failed: ", 1)[1]
-    return text.replace("FATAL: ", "").strip() or type(exc).__name__
+    return " ".join(text.replace("FATAL:", "").split()) or type(exc).__name__
 
 
 def connect_error(target: Target, exc: BaseException) -> BackendUnavailable:
