@@ -6,6 +6,7 @@ Real PostgreSQL 16 + pgvector (pgserver); the fast deterministic embedder.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -90,6 +91,27 @@ def test_keyword_and_hybrid_search_on_pgvector(pg_cluster: PgCluster, tmp_path: 
         status, body = search(client, "glaciers valleys", "bm25")
         assert status == 200
         assert body["hits"][0]["filename"] == "more.md"
+
+
+def test_two_servers_on_one_database_see_each_others_writes(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Dense search through B finds an upload through A at once; keyword search after B's check."""
+    url = pg_cluster.url(pg_cluster.create_database())
+    with (
+        running_app(pg_settings(tmp_path / "a", url), HashEmbedder()) as a,
+        running_app(pg_settings(tmp_path / "b", url), HashEmbedder()) as b,
+    ):
+        status, body = search(b, "glaciers valleys", "bm25")
+        assert (status, body["hits"]) == (200, [])
+        upload(a, [("more.md", b"# Glaciers\n\nGlaciers carve U-shaped valleys.\n")])
+        status, body = search(b, "glaciers valleys", "dense")
+        assert (status, body["hits"][0]["filename"]) == (200, "more.md")
+        deadline = time.monotonic() + 60  # a safety net: B checks every keyword_check_interval_s
+        while not (hits := search(b, "glaciers valleys", "bm25")[1]["hits"]):
+            assert time.monotonic() < deadline, "B's keyword search never saw A's upload"
+            time.sleep(0.1)
+        assert hits[0]["filename"] == "more.md"
 
 
 @pytest.fixture
