@@ -302,6 +302,14 @@ class PgVectorStore:
         check_top_k(top_k)
         query = prepare_query(vector, self.dimension, self.name)[0]
         where, params = to_pg_where(filter, sql.Identifier("metadata"))
+        if not query.any():  # no direction: every similarity is 0 (pgvector would say NaN)
+            statement = sql.SQL(
+                'SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY id COLLATE "C" '
+                "LIMIT %s"
+            ).format(self._chunks, where)
+            with self._tx() as conn:
+                rows = conn.execute(statement, [*params, top_k]).fetchall()
+            return sort_hits([Hit(_chunk(row), 0.0) for row in rows], top_k, score_threshold)
         asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
         exact = asked > _MAX_EF_SEARCH
         while True:

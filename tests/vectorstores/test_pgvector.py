@@ -167,6 +167,24 @@ def test_hnsw_search_finds_the_exact_neighbours(pg_client: PgVectorClient) -> No
     assert found / (10 * len(queries)) >= 0.9
 
 
+def test_zero_query_scores_zero_like_the_reference(pg_client: PgVectorClient) -> None:
+    from vectorstores.memory import MemoryStore
+
+    reference = MemoryStore("ref", MODEL, DIM)
+    store = pg_client.create_collection("zeros", MODEL, DIM)
+    chunks = [Chunk(f"c{i}", "d", "t", {"odd": i % 2 == 1}) for i in (5, 3, 8, 1, 4)]
+    for s in (store, reference):
+        s.upsert(chunks, rand_vectors(5))
+    zero = np.zeros(DIM, dtype=np.float32)
+    for flt in (None, {"odd": True}):
+        got = store.search(zero, top_k=2, filter=flt)
+        assert [(h.chunk.id, h.score) for h in got] == [
+            (h.chunk.id, h.score) for h in reference.search(zero, top_k=2, filter=flt)
+        ]
+    assert ids(store.search(zero, top_k=2)) == ["c1", "c3"]
+    assert store.search(zero, top_k=2, score_threshold=0.5) == []
+
+
 def test_filters_are_parameters_never_sql(pg_client: PgVectorClient) -> None:
     nasty = "x'); DROP TABLE documents; --"
     condition, params = to_pg_where({nasty: nasty, "n": {"$gt": 1}}, sql.Identifier("metadata"))
