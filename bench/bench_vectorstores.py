@@ -23,6 +23,7 @@ chunks (median of 5) at each size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import shutil
@@ -152,6 +153,7 @@ def start_pgserver() -> str:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     folder.chmod(0o755)  # the server may run as pgserver's own user
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after pgserver stops it (LIFO)
     server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
     return str(server.get_uri())
 

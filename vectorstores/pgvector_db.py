@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -136,13 +136,21 @@ def connect_error(target: Target, exc: BaseException) -> BackendUnavailable:
 class Database:
     """A small pool of connections to one database (see the module docstring)."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout_s: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        connect_timeout_s: int = 5,
+        session: Mapping[str, str] | None = None,
+    ) -> None:
         """Remember where to connect; nothing is opened yet.
 
         Args:
             url: libpq URI or key=value connection string.
             pool_size: Most idle connections kept for reuse.
             connect_timeout_s: Seconds a new connection may take.
+            session: Settings applied to each new connection (``hnsw.ef_search``).
 
         Raises:
             ConfigurationError: the URL is empty or malformed.
@@ -151,6 +159,7 @@ class Database:
         self._url = url
         self._pool_size = pool_size
         self._timeout = connect_timeout_s
+        self._session = dict(session or {})
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -170,6 +179,11 @@ class Database:
 
             try:
                 register_vector(conn)
+                for name, value in self._session.items():
+                    conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+            except psycopg.OperationalError as exc:
+                conn.close()
+                raise connect_error(self.target, exc) from exc
             except Exception:
                 conn.close()
                 raise
@@ -198,16 +212,15 @@ class Database:
         conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """Yield a pooled connection inside a transaction, committed when the block ends.
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """Yield a pooled autocommit connection (each statement its own transaction).
 
         Raises:
             BackendUnavailable: the server is down or the connection broke.
         """
         conn = self._checkout()
         try:
-            with conn.transaction():
-                yield conn
+            yield conn
         except psycopg.OperationalError as exc:
             raise BackendUnavailable(
                 f"{self.target} is not available ({_reason(exc)}); retry once it is back",
@@ -215,6 +228,16 @@ class Database:
             ) from exc
         finally:
             self._checkin(conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """Yield a pooled connection inside a transaction, committed when the block ends.
+
+        Raises:
+            BackendUnavailable: the server is down or the connection broke.
+        """
+        with self.connection() as conn, conn.transaction():
+            yield conn
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when handed back."""

@@ -147,9 +147,10 @@ class PgVectorStore:
         self._docs = sql.Identifier(schema, "documents")
 
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+    def _tx(self, *, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction, or for a single read a plain autocommit connection (fewer trips)."""
         try:
-            with self._db.transaction() as conn:
+            with self._db.connection() if read_only else self._db.transaction() as conn:
                 yield conn
         except psycopg.errors.UndefinedTable as exc:
             raise CollectionNotFound(
@@ -281,14 +282,14 @@ class PgVectorStore:
             "SELECT id, document_id, text, metadata, embedding <=> %s AS distance FROM {} "
             "WHERE {} ORDER BY distance LIMIT %s"
         ).format(self._chunks, where)
+        if not exact and limit <= self._ef_search:  # the connection's ef_search will do
+            with self._tx(read_only=True) as conn:
+                return conn.execute(statement, [query, *params, limit]).fetchall()
         with self._tx() as conn:
             if exact:  # a sequential scan of the matching rows, then a sort: exact
                 conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
             else:
-                conn.execute(
-                    "SELECT set_config('hnsw.ef_search', %s, true)",
-                    [str(max(self._ef_search, limit))],
-                )
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(limit)])
             return conn.execute(statement, [query, *params, limit]).fetchall()
 
     def search(
@@ -307,7 +308,7 @@ class PgVectorStore:
                 'SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY id COLLATE "C" '
                 "LIMIT %s"
             ).format(self._chunks, where)
-            with self._tx() as conn:
+            with self._tx(read_only=True) as conn:
                 rows = conn.execute(statement, [*params, top_k]).fetchall()
             return sort_hits([Hit(_chunk(row), 0.0) for row in rows], top_k, score_threshold)
         asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
@@ -328,7 +329,7 @@ class PgVectorStore:
 
     def count(self) -> int:
         """Return the number of chunks stored."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self._chunks)).fetchone()
         return int(row[0]) if row else 0
 
@@ -345,7 +346,7 @@ class PgVectorStore:
 
     def get_document(self, document_id: str) -> DocumentRecord | None:
         """Return a document's record, or None."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return self._get_document(conn, document_id)
 
     def _documents_where(self, filter: Filter | None) -> tuple[sql.Composable, list[Any]]:
@@ -363,14 +364,14 @@ class PgVectorStore:
             'SELECT {} FROM {} WHERE {} ORDER BY source COLLATE "C", id COLLATE "C" '
             "LIMIT %s OFFSET %s"
         ).format(_RECORD_COLUMNS, self._docs, where)
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(statement, [*params, limit, offset]).fetchall()
         return [_record(r) for r in rows]
 
     def count_documents(self, filter: Filter | None = None) -> int:
         """Return the number of documents matching ``filter``."""
         where, params = self._documents_where(filter)
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             row = conn.execute(
                 sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self._docs, where), params
             ).fetchone()
@@ -382,7 +383,7 @@ class PgVectorStore:
         statement = sql.SQL(
             "SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY {}"
         ).format(self._chunks, where, order)
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return [_chunk(r) for r in conn.execute(statement, params).fetchall()]
 
     def get_chunks(self, document_id: str) -> list[Chunk]:
@@ -440,10 +441,15 @@ class PgVectorClient:
             raise ConfigurationError(f"unknown pgvector options: {sorted(unknown)}")
         if not db_schema or "\x00" in db_schema:
             raise ConfigurationError("RAG_VECTORSTORE__PGVECTOR__DB_SCHEMA must not be empty")
-        self._db = Database(url, pool_size=pool_size, connect_timeout_s=connect_timeout_s)
+        self._ef_search = min(hnsw_ef_search, _MAX_EF_SEARCH)
+        self._db = Database(
+            url,
+            pool_size=pool_size,
+            connect_timeout_s=connect_timeout_s,
+            session={"hnsw.ef_search": str(self._ef_search)},
+        )
         self._schema = db_schema
         self._hnsw = (hnsw_m, hnsw_ef_construction)
-        self._ef_search = min(hnsw_ef_search, _MAX_EF_SEARCH)
         self._collections = sql.Identifier(db_schema, "collections")
         prepare(self._db, db_schema)
 
@@ -452,7 +458,7 @@ class PgVectorClient:
         return PgVectorStore(self._db, self._schema, int(row[0]), info, self._ef_search)
 
     def _find(self, name: str) -> PgVectorStore | None:
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 sql.SQL(
                     "SELECT id, name, embedding_model, dimension FROM {} WHERE name = %s"
@@ -522,7 +528,7 @@ class PgVectorClient:
 
     def list_collections(self) -> list[CollectionInfo]:
         """Return every collection, ordered by name."""
-        with self._db.transaction() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute(
                 sql.SQL(
                     'SELECT id, name, embedding_model, dimension FROM {} ORDER BY name COLLATE "C"'
