@@ -135,10 +135,12 @@ class PgVectorSettings(BaseModel):
         "ragserver", description="PostgreSQL schema holding ragserver's tables (created at start)."
     )
     pool_size: int = Field(
-        8, ge=1, description="Most idle connections kept open for reuse per process."
+        8, ge=1, description="Most connections to PostgreSQL open at once per process (reused)."
     )
     connect_timeout_s: int = Field(
-        5, ge=1, description="Seconds to wait for a new connection before answering 503."
+        5,
+        ge=1,
+        description="Seconds to wait for a new or a free connection before answering 503.",
     )
     hnsw_m: int = Field(16, ge=2, description="HNSW graph degree of new collections' indexes.")
     hnsw_ef_construction: int = Field(

@@ -1,12 +1,13 @@
 """Connections to PostgreSQL for the pgvector backend: a small pool, errors, the schema.
 
-* **Connections.** ``Database`` keeps up to ``pool_size`` idle autocommit connections and
-  opens a new one whenever none is idle; each one taken from the pool is checked with an
-  empty query first, so connections that died with a restarted server are dropped instead of
-  failing a request. Nothing waits for a busy pool: a request that needs a connection while
-  PostgreSQL is down fails at once (or after ``connect_timeout_s`` for an unanswering host)
-  with ``BackendUnavailable`` (503) naming the server and database, and the first request
-  after PostgreSQL is back connects again, without restarting ragserver.
+* **Connections.** ``Database`` keeps at most ``pool_size`` autocommit connections open per
+  process (a caller waits up to ``connect_timeout_s`` for a busy one, then gets a 503
+  ``Overloaded``), reuses idle ones and opens a new one whenever none is idle; each one taken
+  from the pool is checked with an empty query first, so connections that died with a
+  restarted server are dropped instead of failing a request. A request that needs a connection
+  while PostgreSQL is down fails at once (or after ``connect_timeout_s`` for an unanswering
+  host) with ``BackendUnavailable`` (503) naming the server and database, and the first
+  request after PostgreSQL is back connects again, without restarting ragserver.
 * **Errors.** A failed connection becomes one line that names the host, port, database and
   user (never the password) and says what to do: a wrong password, an unknown database, a
   server that does not answer. Connection errors during a query (``OperationalError``) are
@@ -31,7 +32,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from core.errors import BackendUnavailable, ConfigurationError
+from core.errors import BackendUnavailable, ConfigurationError, Overloaded
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,9 @@ class Database:
 
         Args:
             url: libpq URI or key=value connection string.
-            pool_size: Most idle connections kept for reuse.
-            connect_timeout_s: Seconds a new connection may take.
+            pool_size: Most connections open at once; idle ones are kept for reuse.
+            connect_timeout_s: Seconds a new connection may take, and the longest a caller
+                waits for one of ``pool_size`` busy connections.
             session: Settings applied to each new connection (``hnsw.ef_search``).
 
         Raises:
@@ -161,6 +163,7 @@ class Database:
         self._timeout = connect_timeout_s
         self._session = dict(session or {})
         self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(pool_size)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -190,6 +193,18 @@ class Database:
         return conn
 
     def _checkout(self) -> psycopg.Connection[Any]:
+        if not self._slots.acquire(timeout=self._timeout):
+            raise Overloaded(
+                f"all {self._pool_size} connections to {self.target} stayed busy for "
+                f"{self._timeout} s; retry shortly, or raise RAG_VECTORSTORE__PGVECTOR__POOL_SIZE"
+            )
+        try:
+            return self._open_or_reuse()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _open_or_reuse(self) -> psycopg.Connection[Any]:
         while True:
             with self._lock:
                 if self._closed:
@@ -205,11 +220,14 @@ class Database:
 
     def _checkin(self, conn: psycopg.Connection[Any]) -> None:
         healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
-            if healthy and not self._closed and len(self._idle) < self._pool_size:
-                self._idle.append(conn)
-                return
-        conn.close()
+        try:
+            with self._lock:
+                if healthy and not self._closed:
+                    self._idle.append(conn)
+                    return
+            conn.close()
+        finally:
+            self._slots.release()
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:

@@ -426,8 +426,8 @@ class PgVectorClient:
             url: libpq URI (``postgresql://user:password@host:5432/db``; a unix socket
                 directory through ``?host=/dir``).
             db_schema: PostgreSQL schema of ragserver's tables.
-            pool_size: Most idle connections kept for reuse.
-            connect_timeout_s: Seconds a new connection may take.
+            pool_size: Most connections open at once (idle ones are reused).
+            connect_timeout_s: Seconds a new connection, or a free one, may take.
             hnsw_m: HNSW graph degree of new collections.
             hnsw_ef_construction: HNSW build breadth of new collections.
             hnsw_ef_search: HNSW search breadth.

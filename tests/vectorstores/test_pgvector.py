@@ -8,6 +8,7 @@ make what they need: a database, a role.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from core.errors import BackendUnavailable, ConfigurationError, FilterError
+from core.errors import BackendUnavailable, ConfigurationError, FilterError, Overloaded
 from tests.pg import PgCluster, unique
 from tests.vectorstores.contract import (
     DIM,
@@ -252,6 +253,47 @@ def test_concurrent_replaces_of_one_document_leave_one_copy(
     assert [c.id for c in chunks] == [f"same:{p:05d}" for p in range(len(chunks))]
     for c in clients:
         c.close()
+
+
+def test_pool_bounds_the_connections_and_says_when_all_are_busy(
+    pg_cluster: PgCluster, contract_db: str, tmp_path: Path
+) -> None:
+    """Two writers wait on a document lock holding both connections; a third caller gets 503."""
+    schema = unique("t")
+    url = pg_cluster.url(contract_db)
+    client = PgVectorClient(tmp_path, url=url, db_schema=schema, pool_size=2, connect_timeout_s=1)
+    store = client.create_collection("busy", MODEL, DIM)
+    with pg_cluster.admin(contract_db) as admin:
+        (cid,) = admin.execute(
+            sql.SQL("SELECT id FROM {} WHERE name = 'busy'").format(
+                sql.Identifier(schema, "collections")
+            )
+        ).fetchone()
+        admin.execute("SELECT pg_advisory_lock(hashtextextended('d1', %s))", [cid])
+        writers = []
+        for seed in range(2):
+            rec, chunks = make_doc("d1", 2, {"seed": seed})
+            thread = threading.Thread(
+                target=store.replace_document, args=(rec, chunks, rand_vectors(2, seed=seed))
+            )
+            thread.start()
+            writers.append(thread)
+        deadline = time.monotonic() + 60  # a safety net: the writers block within milliseconds
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+            " AND query LIKE %s",
+            [contract_db, "%pg_advisory_xact_lock%"],
+        ).fetchone() != (2,):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(Overloaded, match="all 2 connections .* stayed busy"):
+            store.count()
+        admin.execute("SELECT pg_advisory_unlock(hashtextextended('d1', %s))", [cid])
+        for thread in writers:
+            thread.join(timeout=60)
+    assert store.count() == 2
+    assert store.get_document("d1") is not None
+    client.close()
 
 
 # -- start-up errors ----------------------------------------------------------------------------
