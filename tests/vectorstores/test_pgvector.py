@@ -389,7 +389,7 @@ def test_extension_missing_and_not_creatable(pg_cluster: PgCluster, tmp_path: Pa
     assert tables == (0,)
 
 
-def test_registry_lists_pgvector_and_refuses_unknown_options(tmp_path: Path) -> None:
+def test_registry_refuses_unknown_pgvector_options(tmp_path: Path) -> None:
     options: dict[str, Any] = {"url": "postgresql://u@/db?host=/nowhere", "shards": 2}
     with pytest.raises(ConfigurationError, match="shards"):
         create_client("pgvector", tmp_path, options)
