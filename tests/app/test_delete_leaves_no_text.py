@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.settings import Settings
+from app.settings import Settings, VectorStoreSettings
 from tests.app.conftest import running_app
 from tests.fakes import HashEmbedder
 
@@ -56,15 +56,28 @@ CHROMA_KEEPS_TEXT = pytest.mark.xfail(
 BACKENDS = [
     "faiss",
     "memory",
+    # Postgres keeps the rows in its own data folder (dead tuples, WAL) until it vacuums:
+    # here only ragserver's data directory (the keyword index) is checked for pgvector.
+    pytest.param("pgvector", marks=pytest.mark.integration),
     pytest.param("chroma", marks=[pytest.mark.integration, CHROMA_KEEPS_TEXT]),
 ]
 
 
+def backend_settings(settings: Settings, backend: str, request: pytest.FixtureRequest) -> Settings:
+    """The test's settings on ``backend`` (pgvector: a fresh database of the session's server)."""
+    store = settings.vectorstore.model_dump()
+    store["backend"] = backend
+    if backend == "pgvector":
+        cluster = request.getfixturevalue("pg_cluster")
+        store["pgvector"]["url"] = cluster.url(cluster.create_database())
+    return settings.model_copy(update={"vectorstore": VectorStoreSettings(**store)})
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_deleted_document_leaves_no_text_on_disk(settings: Settings, backend: str) -> None:
-    settings = settings.model_copy(
-        update={"vectorstore": settings.vectorstore.model_copy(update={"backend": backend})}
-    )
+def test_deleted_document_leaves_no_text_on_disk(
+    settings: Settings, backend: str, request: pytest.FixtureRequest
+) -> None:
+    settings = backend_settings(settings, backend, request)
     with running_app(settings, HashEmbedder()) as client:
         upload(client, "default", "kept.txt", KEPT)
         doc = upload(client, "default", "secret.txt", f"The password is {SECRET} today.")
@@ -79,10 +92,10 @@ def test_deleted_document_leaves_no_text_on_disk(settings: Settings, backend: st
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_deleted_collection_leaves_no_text_on_disk(settings: Settings, backend: str) -> None:
-    settings = settings.model_copy(
-        update={"vectorstore": settings.vectorstore.model_copy(update={"backend": backend})}
-    )
+def test_deleted_collection_leaves_no_text_on_disk(
+    settings: Settings, backend: str, request: pytest.FixtureRequest
+) -> None:
+    settings = backend_settings(settings, backend, request)
     with running_app(settings, HashEmbedder()) as client:
         assert client.post("/v1/collections", json={"name": "notes"}).status_code == 201
         upload(client, "notes", "secret.md", f"# Notes\n\nThe code word is {SECRET}.")
