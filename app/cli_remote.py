@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+from tqdm import tqdm
 
 from ingest.cli import skipped_line
 from ingest.results import collect_files_named
@@ -168,24 +169,33 @@ def remote_ingest(
             summary.failed.append((source, f"{path}: no such file"))
             summary.counts["failed"] = summary.counts.get("failed", 0) + 1
     readable = [(p, s) for p, s in files if p.is_file()]
-    for batch in batches(readable):
-        with ExitStack() as stack:
-            parts = [
-                ("files", (source, stack.enter_context(path.open("rb")))) for path, source in batch
-            ]
-            response = client.call("POST", f"/v1/collections/{collection}/documents", files=parts)
-        try:
-            body = response.json()
-        except ValueError:
-            raise CliError(error_message(response)) from None
-        # A mixed upload answers 207 with "files"; one where every file failed answers the
-        # first failure's status with the files in the error's detail.
-        results = body.get("files") or body.get("error", {}).get("detail", {}).get("files")
-        if results is None:
-            raise CliError(error_message(response))
-        for result in results:
-            summary.add(result)
+    with tqdm(total=len(readable), unit="file", disable=not readable) as bar:
+        for batch in batches(readable):
+            upload_batch(client, collection, batch, summary)
+            bar.update(len(batch))
     return summary
+
+
+def upload_batch(
+    client: RemoteClient, collection: str, batch: list[tuple[Path, str]], summary: RemoteSummary
+) -> None:
+    """Upload one batch of files and count their results into ``summary``."""
+    with ExitStack() as stack:
+        parts = [
+            ("files", (source, stack.enter_context(path.open("rb")))) for path, source in batch
+        ]
+        response = client.call("POST", f"/v1/collections/{collection}/documents", files=parts)
+    try:
+        body = response.json()
+    except ValueError:
+        raise CliError(error_message(response)) from None
+    # A mixed upload answers 207 with "files"; one where every file failed answers the first
+    # failure's status with the files in the error's detail.
+    results = body.get("files") or body.get("error", {}).get("detail", {}).get("files")
+    if results is None:
+        raise CliError(error_message(response))
+    for result in results:
+        summary.add(result)
 
 
 def format_remote_summary(summary: RemoteSummary) -> str:

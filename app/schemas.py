@@ -28,14 +28,14 @@ class SourceNamed(BaseModel):
     source: str = Field("", description=SOURCE_DOC)
     filename: str = Field("", description=FILENAME_DOC, deprecated=True)
 
-    @model_validator(mode="after")
-    def _same_name(self) -> SourceNamed:
+    @model_validator(mode="before")
+    @classmethod
+    def _same_name(cls, data: Any) -> Any:
         """Fill whichever of ``source`` and ``filename`` was not given from the other."""
-        if not self.source:
-            self.source = self.filename
-        if not self.filename:
-            self.filename = self.source
-        return self
+        if isinstance(data, dict):
+            name = data.get("source") or data.get("filename") or ""
+            data = {**data, "source": name, "filename": name}
+        return data
 
 
 class ErrorBody(BaseModel):
