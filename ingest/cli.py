@@ -21,6 +21,10 @@ def format_summary(summary: IngestSummary) -> str:
         f"seconds: {summary.seconds:.1f}",
         f"chunks per second: {summary.chunks_per_second:.1f}",
     ]
+    warnings = [w for result in summary.results for w in result.warnings]
+    if warnings:
+        lines.append("warnings:")
+        lines.extend(f"  {warning}" for warning in warnings)
     if summary.failed:
         lines.append("failed:")
         # Error messages name their file already; do not say it twice.

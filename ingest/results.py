@@ -30,6 +30,8 @@ class FileResult:
         chunk_count: Chunks the document has in the store (0 when failed).
         error: Why it failed, fit to show a user (failed only).
         error_type: The error's class name, e.g. ``UnreadableDocument`` (failed only).
+        warnings: What could not be read although the file was stored, e.g. a scanned page
+            OCR could not read; each message names the file and the page.
     """
 
     source: str
@@ -38,6 +40,7 @@ class FileResult:
     chunk_count: int = 0
     error: str | None = None
     error_type: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -60,13 +60,7 @@ class Services:
 
 def load_limits(settings: Settings) -> LoadLimits:
     """Translate the ingest settings into the loaders' bounds."""
-    ingest = settings.ingest
-    return LoadLimits(
-        max_file_bytes=int(ingest.max_file_mb * MB),
-        max_pdf_pages=ingest.max_pdf_pages,
-        max_parse_seconds=ingest.max_parse_seconds,
-        max_decompressed_bytes=int(ingest.max_decompressed_mb * MB),
-    )
+    return LoadLimits.from_settings(settings.ingest)
 
 
 def build_embedder(settings: Settings) -> Embedder:
