@@ -78,7 +78,7 @@ class IngestSettings(BaseModel):
         40.0,
         ge=0,
         le=100,
-        description="A page OCR'd with a lower mean word confidence (0-100) is reported unreadable.",
+        description="A page OCR'd with a lower mean word confidence (0-100) is unreadable.",
     )
     include: list[str] = Field(
         default_factory=list, description="Glob patterns a file must match (CLI ingest)."
