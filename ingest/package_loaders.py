@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,6 +188,7 @@ def load_epub(data: bytes, ctx: LoadContext) -> list[Section]:
     """
     _open_package(data, ctx, "epub", "your e-book editor")
     import ebooklib
+    from bs4 import XMLParsedAsHTMLWarning
     from ebooklib import epub
 
     from ingest.html_loader import load_html
@@ -203,7 +205,10 @@ def load_epub(data: bytes, ctx: LoadContext) -> list[Section]:
         item = book.get_item_with_id(item_id)
         if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
             continue
-        for section in load_html(item.get_content(), ctx):
+        with warnings.catch_warnings():  # chapters are XHTML; lxml's HTML parser reads them
+            warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+            chapter = load_html(item.get_content(), ctx)
+        for section in chapter:
             path = root + section.heading_path
             sections.append(dataclasses.replace(section, heading_path=path))
     return sections
