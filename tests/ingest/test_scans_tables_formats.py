@@ -224,7 +224,8 @@ def test_epub_chapters_are_headings_under_the_book_title(limits: LoadLimits) -> 
     assert [(s.heading_path, s.text) for s in doc.sections] == [
         (("The Kite Book", "Building a Kite"),
          "Cut the spars from bamboo and tie them with waxed string."),
-        (("The Kite Book", "Flying Safely"), "Stay clear of power lines and airports when you fly."),
+        (("The Kite Book", "Flying Safely"),
+         "Stay clear of power lines and airports when you fly."),
     ]  # fmt: skip
 
 
