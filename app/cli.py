@@ -200,6 +200,15 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Make a collection mirror a folder over a running server's HTTP API."""
+    from app import sync
+
+    host = settings.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return sync.run(args, f"http://{host}:{settings.server.port}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
@@ -244,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--answer", action="store_true", help="also generate answers; report containment"
     )
     evaluation.set_defaults(func=cmd_eval)
+
+    from app.sync import add_parser
+
+    add_parser(sub)
+    sub.choices["sync"].set_defaults(func=cmd_sync)
     return parser
 
 
