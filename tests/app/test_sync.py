@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.cli import main
+from app.settings import Settings
 from app.sync import SYNC_ROOT, SyncApi, SyncOptions, SyncReport, sync_once, watch_folder
+from tests.app.conftest import running_app
+from tests.fakes import HashEmbedder
 from tests.ingest.documents import image_bytes, make_xlsx, sentence_image
+from tests.llms.openai_compat_server import LoopbackServer
 
 DOCS = "/v1/collections/default/documents"
 
@@ -151,3 +156,25 @@ def test_watch_follows_changes(client: TestClient, folder: Path) -> None:
         watcher.join(timeout=60)
     assert not watcher.is_alive()
     assert synced(client, folder) == {"second.txt"}
+
+
+def test_the_command_over_a_real_server_with_an_api_key(
+    settings: Settings, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keyed = settings.model_copy(
+        update={"security": settings.security.model_copy(update={"api_keys": ["sync-key"]})}
+    )
+    (folder / "a.txt").write_text("Alpha notes about kites.")
+    with running_app(keyed, HashEmbedder()) as client, LoopbackServer(client.app) as server:
+        command = ["sync", str(folder), "--server", server.url, "--collection", "notes"]
+        assert main([*command, "--api-key", "sync-key"]) == 0
+        assert "created a.txt\nsync: 1 created, 0 replaced" in capsys.readouterr().out
+        assert main(command) == 2  # no key
+        assert "this server needs an API key" in capsys.readouterr().err
+        (folder / "a.txt").unlink()
+        assert main([*command, "--api-key", "sync-key", "--dry-run"]) == 0
+        assert "would be deleted a.txt" in capsys.readouterr().out
+        assert main([*command, "--api-key", "sync-key"]) == 0
+        assert "deleted a.txt" in capsys.readouterr().out
+    assert main([*command, "--api-key", "sync-key"]) == 2  # the server is gone
+    assert "cannot reach the server at" in capsys.readouterr().err
