@@ -68,6 +68,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest files and folders into a collection."""
+    from app.unchanged_ingest import unchanged_summary
+    from ingest.cli import format_summary
+
+    include = args.include or settings.ingest.include
+    exclude = args.exclude or settings.ingest.exclude
+    paths = [Path(p) for p in args.paths]
+    nothing_to_do = unchanged_summary(settings, paths, args.collection, include, exclude)
+    if nothing_to_do is not None:  # every file is stored as it is: no model to load
+        print(format_summary(nothing_to_do))
+        return 0
     from app.services.container import build_collections, build_embedder, build_pipeline
     from core.errors import CollectionNotFound
     from ingest.cli import run_ingest

@@ -15,6 +15,7 @@ from llms.base import Generator
 from llms.queue import GenerationGate
 from llms.registry import create_generator
 from prompts.templates import TemplateRegistry
+from vectorstores.base import VectorStoreClient
 from vectorstores.registry import create_client
 
 from .answers import AnswerService, GeneratorHolder
@@ -97,12 +98,16 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> IngestPipeline:
     )
 
 
-def build_collections(settings: Settings, embedder: Embedder) -> CollectionService:
-    """Open the configured vector store backend and make sure ``default`` exists."""
+def build_store_client(settings: Settings) -> VectorStoreClient:
+    """Open the configured vector store backend's client."""
     vs = settings.vectorstore
     options = getattr(vs, vs.backend).model_dump() if hasattr(vs, vs.backend) else {}
-    client = create_client(vs.backend, settings.data_dir, options)
-    collections = CollectionService(client, embedder)
+    return create_client(vs.backend, settings.data_dir, options)
+
+
+def build_collections(settings: Settings, embedder: Embedder) -> CollectionService:
+    """Open the configured vector store backend and make sure ``default`` exists."""
+    collections = CollectionService(build_store_client(settings), embedder)
     collections.ensure_default()
     return collections
 
