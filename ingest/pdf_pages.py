@@ -54,6 +54,8 @@ class PdfPages:
             return [Section(normalize_text(text), page=index + 1)]
 
     def _with_tables(self, index: int, text: str) -> list[Section]:
+        if not self._renderer.has_rulings(index):
+            return [Section(normalize_text(text), page=index + 1)]
         import pdfplumber
 
         if self._plumber is None:

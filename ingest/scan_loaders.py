@@ -141,6 +141,24 @@ class PdfPageRenderer:
         self._ctx = ctx
         self._document: Any = None
 
+    def has_rulings(self, index: int, at_least: int = 4) -> bool:
+        """Whether page ``index`` draws at least ``at_least`` paths (lines, boxes).
+
+        A ruled table is drawn with paths; a page without them has none, so the costly table
+        search (pdfplumber lays out every character) is skipped for it.
+        """
+        import pypdfium2 as pdfium
+        import pypdfium2.raw as pdfium_c
+
+        try:
+            if self._document is None:
+                self._document = pdfium.PdfDocument(self._data)
+            page = self._document[index]
+            paths = page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2)
+            return any(n >= at_least - 1 for n, _ in enumerate(paths))
+        except pdfium.PdfiumError:
+            return False
+
     def ocr(self, index: int) -> Section | None:
         """OCR page ``index`` (0-based); a page that cannot be read is a warning and None."""
         import pypdfium2 as pdfium
