@@ -24,6 +24,7 @@ CPUs.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -154,6 +155,8 @@ def main() -> None:
         "",
         f"One US-letter page of real prose ({len(truth)} characters, 11 pt DejaVu Serif, from "
         "the Python tutorial), rendered at each dpi; best of the runs after a warm-up.",
+        "",
+        f"Load average when it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
         "",
         "| dpi | engine | CER | seconds/page |",
         "|----:|--------|----:|-------------:|",
