@@ -256,3 +256,10 @@ def test_a_package_that_is_not_a_zip_or_is_damaged_is_refused(
     data = make()
     with pytest.raises(UnreadableDocument, match=name):
         load_bytes(data[: len(data) // 2], name, limits)
+
+
+def test_a_page_over_the_ocr_time_bound_is_reported(limits: LoadLimits) -> None:
+    # One millisecond: Tesseract cannot even start in that time, so the page always times out.
+    hurried = dataclasses.replace(limits, ocr=OcrOptions(page_seconds=0.001))
+    with pytest.raises(EmptyDocument, match="OCR took longer than 0.001 s"):
+        load_bytes(image_bytes(sentence_image(), "PNG"), "slow.png", hurried)
