@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from app.settings import Settings
+from ingest.backends import REMOTE_BACKENDS
 from ingest.base import Embedder
 from ingest.embedders import create_embedder
 from ingest.embedding_cache import EmbeddingCache
@@ -65,8 +66,13 @@ def load_limits(settings: Settings) -> LoadLimits:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """Load the configured embedding model (ONNX exports are cached under the data dir)."""
+    """Load the configured embedding model (ONNX exports are cached under the data dir).
+
+    A remote backend (``openai``) gets its own options (``RAG_EMBEDDING__OPENAI__*``).
+    """
     emb = settings.embedding
+    if emb.backend in REMOTE_BACKENDS:
+        return create_embedder(emb.model, backend=emb.backend, **emb.openai.model_dump())
     return create_embedder(
         emb.model,
         device=emb.device,
