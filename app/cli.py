@@ -127,6 +127,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(format_remote_summary(remote))
         return 1 if remote.failed else 0
 
+    from app.unchanged_ingest import unchanged_summary
+    from ingest.cli import format_summary
+
+    nothing_to_do = unchanged_summary(settings, paths, args.collection, include, exclude)
+    if nothing_to_do is not None:  # every file is stored as it is: no model to load
+        print(format_summary(nothing_to_do))
+        return 0
     from app.services.container import build_collections, build_embedder, build_pipeline
     from core.errors import CollectionNotFound
     from ingest.cli import run_ingest
@@ -299,6 +306,17 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Make a collection mirror a folder over a running server's HTTP API."""
+    from app import sync
+
+    host = settings.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    args.api_key = args.api_key or settings.client.api_key
+    default_url = settings.client.server_url or f"http://{host}:{settings.server.port}"
+    return sync.run(args, default_url)
+
+
 def package_version() -> str:
     """The installed ragserver's version."""
     try:
@@ -422,10 +440,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--answer", action="store_true", help="also generate answers; report containment"
     )
     evaluation.set_defaults(func=cmd_eval)
+
+    from app.sync import add_parser
+
+    add_parser(sub)
+    sub.choices["sync"].set_defaults(func=cmd_sync)
+    sub.choices["sync"].formatter_class = fmt
     return parser
 
 
-REMOTE_COMMANDS = ("ingest", "search", "ask")
+REMOTE_COMMANDS = ("ingest", "search", "ask", "sync")
 
 
 def locked_message(args: argparse.Namespace, settings: Settings) -> str:

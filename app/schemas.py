@@ -101,6 +101,11 @@ class FileResultOut(BaseModel):
     status: Literal["created", "unchanged", "replaced", "failed"]
     chunks: int
     error: FileError | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What could not be read although the file was stored (an unreadable "
+        "scanned page), one message each.",
+    )
 
 
 class UploadResult(BaseModel):

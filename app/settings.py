@@ -46,7 +46,42 @@ class IngestSettings(BaseModel):
     max_pdf_pages: int = Field(2000, description="PDFs with more pages are refused.")
     max_parse_seconds: float = Field(120.0, description="Parsing one file may take this long.")
     max_decompressed_mb: float = Field(
-        200.0, description="Largest uncompressed size of a docx (zip) file, in MB."
+        200.0,
+        description="Largest uncompressed size of a docx, pptx, xlsx or epub (zip) file, in MB.",
+    )
+    max_sheet_cells: int = Field(
+        1_000_000, description="Spreadsheets (xlsx) with more non-empty cells are refused."
+    )
+    ocr: bool = Field(
+        True,
+        description=(
+            "Read PDF pages without a text layer and png/jpg/tiff files by OCR (Tesseract); "
+            "off refuses image files and leaves such pages empty."
+        ),
+    )
+    ocr_dpi: int = Field(300, ge=50, le=1200, description="Resolution PDF pages are OCR'd at.")
+    ocr_max_megapixels: float = Field(
+        40.0,
+        gt=0,
+        description=(
+            "Largest image OCR'd, in megapixels: PDF pages render smaller to fit, image files "
+            "over it are refused (413)."
+        ),
+    )
+    ocr_page_seconds: float = Field(
+        60.0, gt=0, description="Longest OCR of one page; the page is then reported unreadable."
+    )
+    ocr_language: str = Field(
+        "eng", description="Tesseract language(s), e.g. eng or eng+deu (packs must be installed)."
+    )
+    ocr_min_text_chars: int = Field(
+        20, ge=0, description="A PDF page whose text layer has fewer characters is OCR'd."
+    )
+    ocr_min_confidence: float = Field(
+        40.0,
+        ge=0,
+        le=100,
+        description="A page OCR'd with a lower mean word confidence (0-100) is unreadable.",
     )
     include: list[str] = Field(
         default_factory=list, description="Glob patterns a file must match (CLI ingest)."

