@@ -11,6 +11,15 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from app.cli_args import (
+    DefaultsFormatter,
+    ask_arguments,
+    eval_arguments,
+    ingest_arguments,
+    remote_options,
+    search_arguments,
+    serve_arguments,
+)
 from app.cli_remote import (
     CliError,
     HitLine,
@@ -325,33 +334,8 @@ def package_version() -> str:
         return "unknown"
 
 
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each option's default; options whose default comes from a setting say so."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
-
-
-def remote_options() -> argparse.ArgumentParser:
-    """The options ingest, search and ask share to talk to a running server."""
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("running server")
-    group.add_argument(
-        "--server",
-        metavar="URL",
-        help="send the work to the server at URL (e.g. http://127.0.0.1:8000) instead of "
-        "opening the data directory; needed while a FAISS server runs on it "
-        "(default: RAG_CLIENT__SERVER_URL, else the data directory)",
-    )
-    group.add_argument(
-        "--api-key",
-        metavar="KEY",
-        help="API key for --server (default: RAG_CLIENT__API_KEY, else none)",
-    )
-    return parent
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,86 +344,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragserver", description=__doc__, formatter_class=fmt)
     parser.add_argument("--version", action="version", version=f"ragserver {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    remote = remote_options()
-
-    serve = sub.add_parser("serve", help="run the HTTP server", formatter_class=fmt)
-    serve.add_argument("--host", help="interface to bind (default: RAG_SERVER__HOST, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: RAG_SERVER__PORT, 8000)")
-    serve.add_argument(
-        "--workers", type=int, help="worker processes, chroma only (default: RAG_SERVER__WORKERS)"
-    )
-    serve.set_defaults(func=cmd_serve)
-
-    ingest = sub.add_parser(
-        "ingest", help="ingest files and folders", parents=[remote], formatter_class=fmt
-    )
-    ingest.add_argument("paths", nargs="+", help="files or folders (recursive)")
-    ingest.add_argument("--collection", default="default", help="collection to add to")
-    ingest.add_argument(
-        "--create",
-        action="store_true",
-        help="create the collection if it does not exist (without it a misspelt name is an "
-        "error, not a new collection)",
-    )
-    ingest.add_argument(
-        "--include", action="append", help="glob a file must match (default: RAG_INGEST__INCLUDE)"
-    )
-    ingest.add_argument(
-        "--exclude", action="append", help="glob that skips a file (default: RAG_INGEST__EXCLUDE)"
-    )
-    ingest.set_defaults(func=cmd_ingest)
-
-    search = sub.add_parser(
-        "search", help="search a collection", parents=[remote], formatter_class=fmt
-    )
-    search.add_argument("query", help="what to look for")
-    search.add_argument("--collection", default="default", help="collection to search")
-    search.add_argument("--top-k", type=int, default=5, help="hits to show")
-    search.add_argument(
-        "--filter",
-        help="""metadata filter as JSON, e.g. '{"source": "README.md"}' (default: none)""",
-    )
-    search.add_argument(
-        "--mode",
-        choices=["dense", "bm25", "hybrid"],
-        help="retrieval mode (default: RAG_RETRIEVAL__MODE, hybrid)",
-    )
-    search.set_defaults(func=cmd_search)
-
-    ask = sub.add_parser(
-        "ask", help="answer a question with citations", parents=[remote], formatter_class=fmt
-    )
-    ask.add_argument("question", help="the question")
-    ask.add_argument("--collection", default="default", help="collection to answer from")
-    ask.add_argument(
-        "--strategy",
-        help="prompt template: zero_shot, one_shot, few_shot, chain_of_thought, ... "
-        "(default: RAG_PROMPTS__DEFAULT_STRATEGY, zero_shot)",
-    )
-    ask.add_argument(
-        "--top-k", type=int, help="chunks to retrieve (default: RAG_RETRIEVAL__TOP_K, 5)"
-    )
-    ask.add_argument("--stream", action="store_true", help="print the answer as it is made")
-    ask.set_defaults(func=cmd_ask)
-
-    evaluation = sub.add_parser(
-        "eval", help="measure retrieval on a JSONL question set", formatter_class=fmt
-    )
-    evaluation.add_argument("questions", help="JSONL: id, question, source, answer_contains")
-    evaluation.add_argument("--collection", default="default", help="collection to evaluate")
-    evaluation.add_argument(
-        "--mode",
-        choices=["dense", "bm25", "hybrid"],
-        help="retrieval mode (default: RAG_RETRIEVAL__MODE, hybrid)",
-    )
-    evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved")
-    evaluation.add_argument(
-        "--out", help="write the metrics and per-question results as JSON (default: no file)"
-    )
-    evaluation.add_argument(
-        "--answer", action="store_true", help="also generate answers; report containment"
-    )
-    evaluation.set_defaults(func=cmd_eval)
+    remote = [remote_options()]
+    commands: list[tuple[str, str, list[argparse.ArgumentParser], AddArguments, Command]] = [
+        ("serve", "run the HTTP server", [], serve_arguments, cmd_serve),
+        ("ingest", "ingest files and folders", remote, ingest_arguments, cmd_ingest),
+        ("search", "search a collection", remote, search_arguments, cmd_search),
+        ("ask", "answer a question with citations", remote, ask_arguments, cmd_ask),
+        ("eval", "measure retrieval on a JSONL question set", [], eval_arguments, cmd_eval),
+    ]
+    for name, text, parents, add_arguments, func in commands:
+        command = sub.add_parser(name, help=text, parents=parents, formatter_class=fmt)
+        add_arguments(command)
+        command.set_defaults(func=func)
 
     from app.sync import add_parser
 
