@@ -8,7 +8,7 @@ set -euo pipefail
 what=${1:-test}
 
 runtime=()
-test_only=()
+test_only=(python3.11-doc debian-reference-en postgresql-doc-15)  # the retrieval evaluation corpora (bench/eval)
 packages=("${runtime[@]}")
 [ "$what" = test ] && packages+=("${test_only[@]}")
 [ ${#packages[@]} -eq 0 ] && exit 0
