@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -93,13 +94,12 @@ def bootstrap_mean(
 
 
 def paired_difference(
-    first: Sequence[float] | np.ndarray,
-    second: Sequence[float] | np.ndarray,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-    level: float = LEVEL,
+    first: Sequence[float] | np.ndarray, second: Sequence[float] | np.ndarray, **options: Any
 ) -> Interval:
     """Mean of ``first - second`` over the same questions, with a paired bootstrap interval.
+
+    Resampling the per-question differences resamples both runs' questions together.
+    ``options`` are ``bootstrap_mean``'s (``resamples``, ``seed``, ``level``).
 
     Raises:
         ValueError: the two have different lengths, or are empty.
@@ -107,7 +107,7 @@ def paired_difference(
     a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired scores need the same questions ({len(a)} vs {len(b)})")
-    return _interval(a - b, _resample_indices(len(a), resamples, seed), level)
+    return bootstrap_mean(a - b, **options)
 
 
 def split_results(report: EvalReport, split: str | None) -> list[QuestionResult]:
@@ -137,7 +137,10 @@ def difference_intervals(
     if [r.id for r in ours] != [r.id for r in theirs]:
         raise ValueError("the two runs must cover the same questions in the same order")
     a, b = question_scores(ours), question_scores(theirs)
-    return {name: paired_difference(a[name], b[name], resamples, seed) for name in METRICS}
+    return {
+        name: paired_difference(a[name], b[name], resamples=resamples, seed=seed)
+        for name in METRICS
+    }
 
 
 def intervals_json(
