@@ -10,7 +10,8 @@ corpus as ``bench/eval/README.md`` defines it, every ``answer_contains`` phrase 
 page's text (case-folded, whitespace collapsed; for the PDF, whitespace removed, since pypdf
 drops many spaces), no phrase appears verbatim in the question, and ``split`` is the one the
 page's hash gives (``corpora.split_of``), so a page's questions all sit in one half. Also checks
-that the corpus has the number of pages the README states. Exits non-zero on any problem.
+that ``corpus`` names the file's corpus and that the corpus has the number of pages the
+README states. Exits non-zero on any problem.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def check_row(row: dict[str, object], corpus: Corpus, texts: dict[str, str]) -> 
     if row["kind"] not in KINDS:
         problems.append(f"{qid}: kind {row['kind']!r} is not one of {sorted(KINDS)}")
     source, question = str(row["source"]), str(row["question"])
+    if row.get("corpus") != corpus.name:
+        problems.append(f"{qid}: corpus {row.get('corpus')!r}, the file is {corpus.name!r}")
     expected = split_of(corpus.name, source)
     if row.get("split") != expected:
         problems.append(f"{qid}: split {row.get('split')!r}, the page's hash gives {expected!r}")

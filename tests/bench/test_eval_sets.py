@@ -59,6 +59,7 @@ def test_the_verifier_reports_each_kind_of_fault(tmp_path: Path) -> None:
         {**good, "id": "bad-source", "source": "whatsnew/3.11.html"},
         {**good, "id": "leak", "question": f"Is it {good['answer_contains'][0]}?"},
         {**good, "id": "bad-kind", "kind": "opinion"},
+        {**good, "id": "bad-corpus", "corpus": "postgresql"},
         good,  # a duplicate id
     ]
     path = tmp_path / "python_docs.jsonl"
@@ -70,7 +71,8 @@ def test_the_verifier_reports_each_kind_of_fault(tmp_path: Path) -> None:
     assert "leak: the question gives away" in problems
     assert "bad-kind: kind 'opinion'" in problems
     assert f"id {good['id']} is used 2 times" in problems
-    assert "line 8: not JSON" in problems
+    assert "bad-corpus: corpus 'postgresql', the file is 'python_docs'" in problems
+    assert "line 9: not JSON" in problems
     assert f"page {good['source']} is in both halves" in problems
 
 
