@@ -8,7 +8,10 @@ set -euo pipefail
 what=${1:-test}
 
 runtime=()
-test_only=(python3.11-doc debian-reference-en postgresql-doc-15)  # the retrieval evaluation corpora (bench/eval)
+test_only=(
+  chromium                                             # the web page tests drive it (tests/ui)
+  python3.11-doc debian-reference-en postgresql-doc-15 # retrieval evaluation corpora (bench/eval)
+)
 packages=("${runtime[@]}")
 [ "$what" = test ] && packages+=("${test_only[@]}")
 [ ${#packages[@]} -eq 0 ] && exit 0
