@@ -7,7 +7,8 @@
 set -euo pipefail
 what=${1:-test}
 
-runtime=()
+# tesseract-ocr(-eng): OCR of scanned PDF pages and image uploads (ingest/ocr.py).
+runtime=(tesseract-ocr tesseract-ocr-eng)
 test_only=(
   chromium                                             # the web page tests drive it (tests/ui)
   python3.11-doc debian-reference-en postgresql-doc-15 # retrieval evaluation corpora (bench/eval)
