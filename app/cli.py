@@ -268,11 +268,18 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    """Measure retrieval (hit@1, hit@5, MRR@10 by page) and, with --answer, answers."""
+    """Measure retrieval (hit@1, hit@5, MRR@10 by page, 95% intervals); --answer: answers too."""
     from app.services.container import build_services
-    from app.services.evaluation import evaluate, format_table, load_questions
+    from app.services.eval_stats import format_intervals, intervals_json
+    from app.services.evaluation import (
+        evaluate,
+        format_table,
+        load_questions,
+        result_key,
+        select,
+    )
 
-    questions = load_questions(Path(args.questions))
+    questions = select(load_questions(Path(args.questions)), args.split)
     if not args.answer:  # retrieval only: do not load the answering model
         settings = settings.model_copy(
             update={"llm": settings.llm.model_copy(update={"load_at_startup": False})}
@@ -285,7 +292,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             outcome = services.search.search(
                 args.collection, question, top_k=args.top_k, mode=args.mode
             )
-            return [str(hit.chunk.metadata.get("source", "")) for hit in outcome.hits]
+            return [result_key(hit.chunk.metadata) for hit in outcome.hits]
 
         answer: Callable[[str], str] | None = None
         if args.answer:
@@ -304,9 +311,18 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(file=sys.stderr)
         print(format_table([report]))
+        print(
+            f"\nBootstrap 95% intervals ({args.resamples} resamples of the questions, seed "
+            f"{args.seed}):"
+        )
+        print(format_intervals([report], args.resamples, args.seed))
         if args.out:
             data = report.to_json(
-                collection=args.collection, mode=mode, top_k=args.top_k, questions=args.questions
+                collection=args.collection,
+                mode=mode,
+                top_k=args.top_k,
+                questions=args.questions,
+                intervals=intervals_json(report, args.resamples, args.seed),
             )
             Path(args.out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             print(f"written to {args.out}")

@@ -93,7 +93,9 @@ def ask_arguments(ask: argparse.ArgumentParser) -> None:
 
 def eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     """``ragserver eval``."""
-    evaluation.add_argument("questions", help="JSONL: id, question, source, answer_contains")
+    evaluation.add_argument(
+        "questions", help="JSONL: id, question, source, answer_contains, kind, split"
+    )
     evaluation.add_argument("--collection", default="default", help="collection to evaluate")
     evaluation.add_argument("--mode", choices=MODES, help=MODE_HELP)
     evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved")
@@ -103,3 +105,12 @@ def eval_arguments(evaluation: argparse.ArgumentParser) -> None:
     evaluation.add_argument(
         "--answer", action="store_true", help="also generate answers; report containment"
     )
+    evaluation.add_argument(
+        "--split",
+        choices=["tune", "confirm"],
+        help="only the questions of this half (default: all)",
+    )
+    evaluation.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples for the intervals"
+    )
+    evaluation.add_argument("--seed", type=int, default=0, help="bootstrap seed")
