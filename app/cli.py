@@ -1,4 +1,4 @@
-"""The ``ragserver`` command: serve, ingest, search, ask, eval."""
+"""The ``ragserver`` command: serve, ingest, search, ask, eval, sync."""
 
 from __future__ import annotations
 

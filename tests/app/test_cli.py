@@ -226,6 +226,9 @@ def test_version_and_defaults_in_help(capsys: pytest.CaptureFixture[str]) -> Non
     text = " ".join(capsys.readouterr().out.split())
     assert "hits to show (default: 5)" in text
     assert "collection to search (default: default)" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--help"])
+    assert "bootstrap seed (default: 0)" in " ".join(capsys.readouterr().out.split())
 
 
 def test_held_store_message_offers_server_only_where_it_works(settings: Settings) -> None:
