@@ -69,7 +69,7 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any] | None:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
-            f"'{field}' is not valid JSON ({exc.msg} at position {exc.pos}); "
+            f"'{field}' is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
             'send a JSON object such as {"team": "support"}'
         ) from exc
     if not isinstance(value, dict):
