@@ -18,6 +18,7 @@ code: callers pass the embedder and the keyword tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ __all__ = [
     "EvidenceWeights",
     "SentenceEmbedder",
     "Terms",
+    "combined_score",
     "evidence_confidence",
+    "rescore",
     "select_evidence",
 ]
 
@@ -86,6 +89,7 @@ class Evidence:
         score: Its combined score (higher is better).
         dense: The embedding cosine with the question.
         overlap: The IDF-weighted share of question terms it holds.
+        context: The share of question terms held only by the unit before it.
     """
 
     citation: int
@@ -95,6 +99,25 @@ class Evidence:
     score: float
     dense: float
     overlap: float
+    context: float = 0.0
+
+
+def combined_score(evidence: Evidence, weights: EvidenceWeights) -> float:
+    """A unit's score from its parts: cosine, overlap with context, and the rank prior."""
+    return (
+        weights.dense * evidence.dense
+        + weights.overlap * (evidence.overlap + weights.context * evidence.context)
+        + weights.rank / evidence.citation
+    )
+
+
+def rescore(scored: Sequence[Evidence], weights: EvidenceWeights) -> list[Evidence]:
+    """Score units again under other weights (units shorter than ``min_chars`` dropped)."""
+    return [
+        dataclasses.replace(e, score=round(combined_score(e, weights), 4))
+        for e in scored
+        if len(e.text) >= weights.min_chars
+    ]
 
 
 @dataclass(frozen=True)
@@ -153,40 +176,37 @@ def score_units(
 
     overlaps = [share(c.terms) for c in candidates]
     dense = _cosines(question, [c.text for c in candidates], embedder)
-    out: list[Evidence] = []
-    for i, candidate in enumerate(candidates):
-        context = share(candidate.before - candidate.terms)
-        score = (
-            weights.dense * dense[i]
-            + weights.overlap * (overlaps[i] + weights.context * context)
-            + weights.rank / candidate.citation
+    out = [
+        Evidence(
+            citation=candidate.citation,
+            start=candidate.unit.start,
+            end=candidate.unit.end,
+            text=candidate.text,
+            score=0.0,
+            dense=round(dense[i], 4),
+            overlap=round(overlaps[i], 4),
+            context=round(share(candidate.before - candidate.terms), 4),
         )
-        unit = candidate.unit
-        out.append(
-            Evidence(
-                citation=candidate.citation,
-                start=unit.start,
-                end=unit.end,
-                text=candidate.text,
-                score=round(score, 4),
-                dense=round(dense[i], 4),
-                overlap=round(overlaps[i], 4),
-            )
-        )
-    return out
+        for i, candidate in enumerate(candidates)
+    ]
+    return rescore(out, weights)
 
 
-def evidence_confidence(best: Evidence | None, coverage: float, weights: Sequence[float]) -> float:
+def evidence_confidence(
+    scored: Sequence[Evidence], coverage: float, weights: Sequence[float]
+) -> float:
     """A calibrated probability that the chunks answer the question.
 
-    A logistic model over the best unit's cosine, its overlap and ``coverage`` (the share
-    of question terms found anywhere in the chunks), with ``weights`` =
+    A logistic model over the best unit cosine, the best unit overlap and ``coverage`` (the
+    share of question terms found anywhere in the chunks), with ``weights`` =
     ``(bias, dense, overlap, coverage)`` fitted on the dev set's tune half.
     """
-    if best is None:
+    if not scored:
         return 0.0
     bias, w_dense, w_overlap, w_coverage = weights
-    z = bias + w_dense * best.dense + w_overlap * best.overlap + w_coverage * coverage
+    best_dense = max(e.dense for e in scored)
+    best_overlap = max(e.overlap for e in scored)
+    z = bias + w_dense * best_dense + w_overlap * best_overlap + w_coverage * coverage
     return 1.0 / (1.0 + math.exp(-z))
 
 
