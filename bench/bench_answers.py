@@ -13,8 +13,8 @@ DATA holds a collection with the 369 corpus pages (``bench/corpus.py``), ingeste
         --include 'library/*.html' ... (the globs of bench.corpus.corpus_include_globs())
 
 The dev questions are split by source page (a page's questions stay together; a salted
-SHA-1 of the page decides its half, 20/20): weights and thresholds are chosen on the tune half only and every
-figure reported as the result comes from the confirm half. The unanswerable questions are
+SHA-1 of the page decides its half, 20/20): weights and thresholds are chosen on the tune
+half only and every figure reported as the result comes from the confirm half. The unanswerable questions are
 split by id (odd ids tune). Steps:
 
 1. each question is searched as ``/query`` does (top 5, the default hybrid mode) and every

@@ -55,7 +55,8 @@ def test_term_overlap_outranks_a_closer_embedding_when_weighted() -> None:
     only_terms = EvidenceWeights(dense=0.0, overlap=1.0, rank=0.0, context=0.0)
     best = select_evidence(question, chunks, HashEmbedder(), TERMS, limit=1, weights=only_terms)
     assert best[0].text == "Use heappushpop for speed."
-    assert best[0].overlap > 0.0 and best[0].dense < 1.0
+    assert best[0].overlap > 0.0
+    assert best[0].dense < 1.0
 
 
 def test_extractive_answer_cites_every_sentence() -> None:

@@ -91,7 +91,8 @@ def test_units_are_trimmed_ordered_disjoint_and_cover_every_visible_character(
     last_end = 0
     for unit in units:
         piece = text[unit.start : unit.end]
-        assert piece and piece == piece.strip()
+        assert piece
+        assert piece == piece.strip()
         assert unit.start >= last_end
         last_end = unit.end
         covered += sum(not c.isspace() for c in piece)
