@@ -14,8 +14,8 @@ DATA holds a collection with the 369 corpus pages (``bench/corpus.py``), ingeste
 
 The dev questions are split by source page (a page's questions stay together; a salted
 SHA-1 of the page decides its half, 20/20): weights and thresholds are chosen on the tune
-half only and every figure reported as the result comes from the confirm half. The unanswerable questions are
-split by id (odd ids tune). Steps:
+half only and every figure reported as the result comes from the confirm half. The
+unanswerable questions are split by id (odd ids tune). Steps:
 
 1. each question is searched as ``/query`` does (top 5, the default hybrid mode) and every
    sentence of its chunks is scored once (``app.services.evidence``);
