@@ -27,9 +27,9 @@ from llms.gguf import DEFAULT_MODEL_NAME
 AnswerMode = Literal["extractive", "generative", "auto"]
 ANSWER_MODES: tuple[str, ...] = ("extractive", "generative", "auto")
 
-CONFIDENCE_WEIGHTS: tuple[float, float, float, float] = (-6.0, 8.0, 2.0, 2.0)
+CONFIDENCE_WEIGHTS: tuple[float, float, float, float] = (-6.003, 8.911, -0.321, 1.907)
 """``(bias, dense, overlap, coverage)`` of the abstention model, fitted on the tune half of
-the Python-docs dev set and its unanswerable questions (``bench/bench_answers.py --fit``)."""
+the Python-docs dev set and its unanswerable questions (``bench/bench_answers.py``)."""
 
 NOT_IN_DOCUMENTS = "The documents do not say."
 
@@ -70,7 +70,7 @@ class EvidenceReader:
         terms: Terms,
         *,
         sentences: int = 3,
-        abstain_below: float = 0.5,
+        abstain_below: float = 0.539,
         weights: EvidenceWeights | None = None,
         confidence_weights: Sequence[float] = CONFIDENCE_WEIGHTS,
     ) -> None:
