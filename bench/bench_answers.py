@@ -188,7 +188,7 @@ GRID = (
     (0.0, 0.25, 0.5, 0.75, 1.0),  # overlap
     (0.0, 0.05, 0.1, 0.2),  # rank
     (0.0, 0.3, 0.6),  # context
-    (1, 12, 25, 40),  # min_chars
+    (1, 12),  # min_chars: a fact can be a short sentence ("The vault code is 7421.")
 )
 
 

@@ -71,8 +71,8 @@ class EvidenceWeights:
     dense: float = 0.25
     overlap: float = 0.0
     rank: float = 0.2
-    context: float = 0.0
-    min_chars: int = 25
+    context: float = 0.3
+    min_chars: int = 1
 
 
 NAIVE_WEIGHTS = EvidenceWeights(dense=1.0, overlap=0.0, rank=0.0, context=0.0, min_chars=1)
