@@ -19,6 +19,7 @@ from app.routers import (
     answers,
     collections,
     documents,
+    embeddings,
     health,
     jobs,
     openai_compat,
@@ -29,6 +30,7 @@ from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
 from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
 from app.ui.site import install_ui
+from core.errors import RagError
 
 log = logging.getLogger(__name__)
 API_VERSION = "0.1.0"
@@ -66,6 +68,9 @@ class Loader:
             if self.metrics is not None:
                 wire_services(self.metrics, services)
             self.services = services
+        except RagError as exc:  # our own errors say what to do: one line, no traceback
+            log.error("start-up failed: %s: %s", type(exc).__name__, exc.message)
+            self.error = f"{type(exc).__name__}: {exc.message}"
         except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
             log.exception("start-up failed")
             self.error = f"{type(exc).__name__}: {exc}"
@@ -118,7 +123,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    for module in (collections, documents, jobs, search, answers, prompts, openai_compat):
+    routers = (collections, documents, jobs, search, answers, prompts, openai_compat, embeddings)
+    for module in routers:
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     if settings.server.ui:
         install_ui(app)

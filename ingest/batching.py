@@ -45,6 +45,7 @@ class Prepared:
         record: The record to store with the chunks.
         existing: Whether the store had the document before (``replaced``, not ``created``).
         chunks: The chunks to embed and store.
+        warnings: What the loader could not read but stored the file without.
     """
 
     source: str
@@ -54,6 +55,7 @@ class Prepared:
     record: DocumentRecord | None = None
     existing: bool = False
     chunks: list[Chunk] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def prefetched(

@@ -242,7 +242,12 @@ class IngestPipeline:
             updated_at=now,
         )
         return Prepared(
-            source, document_id, record=record, existing=existing is not None, chunks=chunks
+            source,
+            document_id,
+            record=record,
+            existing=existing is not None,
+            chunks=chunks,
+            warnings=document.warnings,
         )
 
     def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
@@ -289,7 +294,13 @@ class IngestPipeline:
         assert prepared.record is not None
         store.replace_document(prepared.record, prepared.chunks, vectors)
         status: FileStatus = "replaced" if prepared.existing else "created"
-        return FileResult(prepared.source, prepared.document_id, status, len(prepared.chunks))
+        return FileResult(
+            prepared.source,
+            prepared.document_id,
+            status,
+            len(prepared.chunks),
+            warnings=tuple(prepared.warnings),
+        )
 
     def ingest_file(
         self,

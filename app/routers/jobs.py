@@ -25,6 +25,7 @@ def file_result_out(result: FileResult) -> FileResultOut:
         error=FileError(type=result.error_type or "IngestError", message=result.error or "")
         if failed
         else None,
+        warnings=list(result.warnings),
     )
 
 
