@@ -27,6 +27,8 @@ from .reader import EvidenceReader, Reading, abstention_answer, extractive_answe
 from .search import SearchService
 
 CITATION_MARK = re.compile(r"\[(\d{1,3})\]")
+CITED_PIECE = re.compile(r"(?<=\]) ")
+"""Where an answer made of cited sentences may be cut into stream deltas."""
 
 
 @dataclass(frozen=True)
@@ -362,10 +364,11 @@ class AnswerService:
 
     @staticmethod
     def _single_event_stream(result: AnswerResult) -> AsyncIterator[str | AnswerResult]:
-        """A stream of an answer made without a model: its text in one delta, then itself."""
+        """A stream of an answer made without a model: a delta per cited sentence, then itself."""
 
         async def events() -> AsyncIterator[str | AnswerResult]:
-            yield result.answer
+            for i, piece in enumerate(CITED_PIECE.split(result.answer)):
+                yield piece if i == 0 else " " + piece
             yield result
 
         return events()

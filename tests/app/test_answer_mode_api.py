@@ -115,9 +115,10 @@ def test_stream_final_event_carries_evidence_and_mode(client: TestClient) -> Non
         json={**QUESTION, "answer_mode": "extractive", "stream": True},
     )
     events = sse_events(resp.text)
-    assert [kind for kind, _ in events] == ["delta", "done"]
+    kinds = [kind for kind, _ in events]
     final = events[-1][1]
-    assert events[0][1]["text"] == final["answer"]
+    assert kinds == ["delta"] * len(final["evidence"]) + ["done"]
+    assert "".join(data["text"] for kind, data in events if kind == "delta") == final["answer"]
     assert final["answer_mode"] == "extractive"
     check_evidence(final)
 
