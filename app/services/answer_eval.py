@@ -38,6 +38,7 @@ class AnswerCase:
     question: str
     answer_contains: list[str] = field(default_factory=list)
     answerable: bool = True
+    split: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,10 @@ def load_answer_cases(path: Path) -> list[AnswerCase]:
                 phrases = [str(p) for p in row.get("answer_contains", [])]
                 if answerable and not phrases:
                     raise ValueError("an answerable question needs answer_contains")
-                cases.append(AnswerCase(str(row["id"]), str(row["question"]), phrases, answerable))
+                split = str(row.get("split", ""))
+                cases.append(
+                    AnswerCase(str(row["id"]), str(row["question"]), phrases, answerable, split)
+                )
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise InvalidRequest(
                     f"{path}:{number}: expected a JSON object with id, question and "
