@@ -115,3 +115,21 @@ def eval_arguments(evaluation: argparse.ArgumentParser) -> None:
         "--resamples", type=int, default=2000, help="bootstrap resamples for the intervals"
     )
     evaluation.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    evaluation.add_argument(
+        "--answers",
+        action="store_true",
+        help="evaluate answers instead of retrieval: containment, evidence, citations, "
+        "abstention, seconds per answer, per answer mode",
+    )
+    evaluation.add_argument(
+        "--answer-mode",
+        action="append",
+        choices=["extractive", "generative", "auto"],
+        help="with --answers: a mode to measure (repeat for several; default: the server's)",
+    )
+    evaluation.add_argument(
+        "--unanswerable",
+        action="append",
+        help='with --answers: a JSONL set of questions the documents do not answer ("answerable": '
+        "false); repeatable (default: none)",
+    )

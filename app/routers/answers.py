@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from app.deps import ServicesDep
 from app.errors import status_for
-from app.schemas import CitationOut, QueryRequest, QueryResponse, problems
+from app.schemas import CitationOut, EvidenceOut, QueryRequest, QueryResponse, problems
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions
 from core.errors import RagError
 
@@ -38,6 +39,7 @@ def answer_request(body: QueryRequest) -> AnswerRequest:
         mode=body.mode,
         params=body.params,
         llm=LLMOptions(llm.model, llm.temperature, llm.max_tokens) if llm else LLMOptions(),
+        answer_mode=body.answer_mode,
     )
 
 
@@ -50,7 +52,21 @@ def query_response(result: AnswerResult) -> QueryResponse:
         usage=result.usage,
         timings=result.timings,
         model=result.model,
+        **answer_facts(result),
     )
+
+
+def answer_facts(result: AnswerResult) -> dict[str, Any]:
+    """The evidence, mode and abstention of an answer, as response fields."""
+    return {
+        "evidence": [
+            EvidenceOut(citation=e.citation, start=e.start, end=e.end, text=e.text, score=e.score)
+            for e in result.evidence
+        ],
+        "answer_mode": result.answer_mode,
+        "abstained": result.abstained,
+        "confidence": result.confidence,
+    }
 
 
 def sse(event: str, data: object) -> str:

@@ -24,6 +24,7 @@ from .collections import CollectionService
 from .documents import DocumentService
 from .jobs import JobManager
 from .keywords import KeywordIndexes
+from .reader import EvidenceReader
 from .search import SearchService
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,18 @@ def build_generators(settings: Settings, generator: Generator | None = None) -> 
     return GeneratorHolder(factory, settings.llm.backend)
 
 
+def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
+    """The evidence reader: sentences scored by the embedder and BM25's word tokenizer."""
+    from vectorstores.bm25 import KeywordTokenizer
+
+    return EvidenceReader(
+        embedder,
+        KeywordTokenizer(stopwords=True),
+        sentences=settings.llm.evidence_sentences,
+        abstain_below=settings.llm.abstain_below,
+    )
+
+
 def build_search(
     settings: Settings, collections: CollectionService, embedder: Embedder
 ) -> SearchService:
@@ -189,6 +202,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         TemplateRegistry.from_settings(settings.prompts),
         GenerationGate(settings.llm.concurrency, settings.llm.queue_size),
         settings,
+        reader=build_reader(settings, embedder),
     )
     log.info(
         "ready: embedder %s (%d-d), vector store %s at %s",
