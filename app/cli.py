@@ -1,4 +1,4 @@
-"""The ``ragserver`` command: serve, ingest, search, ask, eval."""
+"""The ``ragserver`` command: serve, ingest, search, ask, eval, sync."""
 
 from __future__ import annotations
 
@@ -7,9 +7,34 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
+from app.cli_args import (
+    DefaultsFormatter,
+    ask_arguments,
+    eval_arguments,
+    ingest_arguments,
+    remote_options,
+    search_arguments,
+    serve_arguments,
+)
+from app.cli_remote import (
+    CliError,
+    HitLine,
+    RemoteClient,
+    citation_lines,
+    empty_collection_message,
+    format_remote_summary,
+    missing_collection_message,
+    print_hits,
+    remote_ask,
+    remote_ingest,
+    remote_search,
+)
 from app.settings import Settings
+from core.errors import RagError, StoreLocked
 
 SINGLE_PROCESS_BACKENDS = {
     "faiss": "the faiss index lives in one process's memory and files; several workers would "
@@ -66,14 +91,54 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """Ingest files and folders into a collection."""
-    from app.unchanged_ingest import unchanged_summary
-    from ingest.cli import format_summary
+def server_of(args: argparse.Namespace, settings: Settings) -> RemoteClient | None:
+    """A client of the server named by ``--server`` (or RAG_CLIENT__SERVER_URL), if any."""
+    url = args.server or settings.client.server_url
+    if not url:
+        return None
+    return RemoteClient(url, args.api_key or settings.client.api_key)
 
+
+def parse_filter(raw: str | None) -> dict[str, Any] | None:
+    """``--filter`` as a JSON object, or ``CliError`` saying what is wrong with it."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"--filter is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+            """pass an object such as '{"source": "README.md"}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise CliError(f"--filter must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """Ingest files and folders into a collection; non-zero exit when any file failed."""
     include = args.include or settings.ingest.include
     exclude = args.exclude or settings.ingest.exclude
     paths = [Path(p) for p in args.paths]
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            remote = remote_ingest(
+                client,
+                paths,
+                args.collection,
+                include=include,
+                exclude=exclude,
+                create=args.create,
+            )
+        finally:
+            client.close()
+        print(format_remote_summary(remote))
+        return 1 if remote.failed else 0
+
+    from app.unchanged_ingest import unchanged_summary
+    from ingest.cli import format_summary
+
     nothing_to_do = unchanged_summary(settings, paths, args.collection, include, exclude)
     if nothing_to_do is not None:  # every file is stored as it is: no model to load
         print(format_summary(nothing_to_do))
@@ -88,45 +153,85 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         try:
             store = collections.get(args.collection)
         except CollectionNotFound:
+            if not args.create:
+                names = [c.name for c in collections.list()]
+                raise CliError(missing_collection_message(args.collection, names)) from None
             store = collections.create(args.collection)
-        summary = run_ingest(
-            [Path(p) for p in args.paths],
-            store,
-            build_pipeline(settings, embedder),
-            include=args.include or settings.ingest.include,
-            exclude=args.exclude or settings.ingest.exclude,
-        )
+            print(f"created collection '{args.collection}'")
+        summary = run_ingest(paths, store, build_pipeline(settings, embedder), include, exclude)
     finally:
         collections.close()
-    return 1 if summary.failed and not (summary.created or summary.replaced) else 0
+    return 1 if summary.failed else 0
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    """Search a collection and print the hits."""
-    from app.services.container import build_services
-
-    services = build_services(settings)
-    try:
-        outcome = services.search.search(
-            args.collection,
-            args.query,
-            top_k=args.top_k,
-            filter=json.loads(args.filter) if args.filter else None,
-            mode=args.mode,
-        )
-        for rank, hit in enumerate(outcome.hits, 1):
-            meta = hit.chunk.metadata
-            where = meta.get("heading_path") or ""
-            print(f"{rank:2d}. {hit.score:.3f}  {meta.get('source')}  {where}")
-            print("    " + hit.chunk.text[:200].replace("\n", " "))
-    finally:
-        services.close()
+    """Search a collection and print the hits (loads the embedder only, no answering model)."""
+    filter = parse_filter(args.filter)
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            hits, warnings = remote_search(
+                client, args.collection, args.query, top_k=args.top_k, filter=filter, mode=args.mode
+            )
+        finally:
+            client.close()
+    else:
+        hits, warnings = local_search(args, settings, filter)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print_hits(hits)
     return 0
+
+
+def local_search(
+    args: argparse.Namespace, settings: Settings, filter: dict[str, Any] | None
+) -> tuple[list[HitLine], list[str]]:
+    """Search the data directory itself, building only the embedder, the store and BM25."""
+    from app.services.container import build_collections, build_embedder, build_search
+
+    embedder = build_embedder(settings)
+    collections = build_collections(settings, embedder)
+    search = build_search(settings, collections, embedder)
+    try:
+        if collections.info(args.collection).chunk_count == 0:
+            raise CliError(empty_collection_message(args.collection))
+        outcome = search.search(
+            args.collection, args.query, top_k=args.top_k, filter=filter, mode=args.mode
+        )
+        hits = [
+            HitLine(
+                hit.score,
+                str(hit.chunk.metadata.get("source", "")),
+                str(hit.chunk.metadata.get("heading_path") or ""),
+                hit.chunk.text,
+            )
+            for hit in outcome.hits
+        ]
+        return hits, list(outcome.warnings)
+    finally:
+        search.close()
+        collections.close()
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     """Answer a question from a collection and print it with its sources."""
+    client = server_of(args, settings)
+    if client is not None:
+        try:
+            remote_ask(
+                client,
+                args.collection,
+                args.question,
+                strategy=args.strategy,
+                top_k=args.top_k,
+                stream=args.stream,
+            )
+        finally:
+            client.close()
+        return 0
+
     import asyncio
+    from dataclasses import asdict
 
     from app.services.answers import AnswerRequest, AnswerResult
     from app.services.container import build_services
@@ -134,6 +239,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     services = build_services(settings)
     request = AnswerRequest(question=args.question, strategy=args.strategy, top_k=args.top_k)
     try:
+        if services.collections.info(args.collection).chunk_count == 0:
+            raise CliError(empty_collection_message(args.collection))
         if args.stream:
 
             async def stream() -> AnswerResult | None:
@@ -153,10 +260,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             print(result.answer)
         if result is not None:
             print("\nSources:")
-            for c in result.citations:
-                page = f" p.{c.page}" if c.page else ""
-                mark = "*" if c.cited else " "
-                print(f" {mark}[{c.number}] {c.filename}{page}  {c.heading_path}  ({c.score:.3f})")
+            for line in citation_lines([asdict(c) for c in result.citations]):
+                print(line)
     finally:
         services.close()
     return 0
@@ -273,93 +378,85 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
 
     host = settings.server.host
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return sync.run(args, f"http://{host}:{settings.server.port}")
+    args.api_key = args.api_key or settings.client.api_key
+    default_url = settings.client.server_url or f"http://{host}:{settings.server.port}"
+    return sync.run(args, default_url)
+
+
+def package_version() -> str:
+    """The installed ragserver's version."""
+    try:
+        return version("ragserver")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+AddArguments = Callable[[argparse.ArgumentParser], None]
+Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
+    """Build the argument parser with every subcommand (help texts show the defaults)."""
+    fmt = DefaultsFormatter
+    parser = argparse.ArgumentParser(prog="ragserver", description=__doc__, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"ragserver {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", help="interface to bind (default RAG_SERVER__HOST)")
-    serve.add_argument("--port", type=int, help="port (default RAG_SERVER__PORT, 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes (chroma server only)")
-    serve.set_defaults(func=cmd_serve)
-
-    ingest = sub.add_parser("ingest", help="ingest files and folders")
-    ingest.add_argument("paths", nargs="+", help="files or folders (recursive)")
-    ingest.add_argument("--collection", default="default")
-    ingest.add_argument("--include", action="append", help="glob a file must match")
-    ingest.add_argument("--exclude", action="append", help="glob that skips a file")
-    ingest.set_defaults(func=cmd_ingest)
-
-    search = sub.add_parser("search", help="search a collection")
-    search.add_argument("query")
-    search.add_argument("--collection", default="default")
-    search.add_argument("--top-k", type=int, default=5)
-    search.add_argument("--filter", help="metadata filter as JSON")
-    search.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
-    search.set_defaults(func=cmd_search)
-
-    ask = sub.add_parser("ask", help="answer a question with citations")
-    ask.add_argument("question")
-    ask.add_argument("--collection", default="default")
-    ask.add_argument("--strategy", help="zero_shot, one_shot, few_shot, chain_of_thought, ...")
-    ask.add_argument("--top-k", type=int)
-    ask.add_argument("--stream", action="store_true", help="print the answer as it is made")
-    ask.set_defaults(func=cmd_ask)
-
-    evaluation = sub.add_parser("eval", help="measure retrieval on a JSONL question set")
-    evaluation.add_argument(
-        "questions", help="JSONL: id, question, source, answer_contains, kind, split"
-    )
-    evaluation.add_argument("--collection", default="default")
-    evaluation.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
-    evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved (10)")
-    evaluation.add_argument("--out", help="write the metrics and per-question results as JSON")
-    evaluation.add_argument(
-        "--answer", action="store_true", help="also generate answers; report containment"
-    )
-    evaluation.add_argument(
-        "--split", choices=["tune", "confirm"], help="only the questions of this half"
-    )
-    evaluation.add_argument(
-        "--resamples", type=int, default=2000, help="bootstrap resamples for the intervals"
-    )
-    evaluation.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
-    evaluation.add_argument(
-        "--answers",
-        action="store_true",
-        help="evaluate answers instead of retrieval: containment, evidence, citations, "
-        "abstention, seconds per answer, per answer mode",
-    )
-    evaluation.add_argument(
-        "--answer-mode",
-        action="append",
-        choices=["extractive", "generative", "auto"],
-        help="with --answers: a mode to measure (repeat for several; default the server's)",
-    )
-    evaluation.add_argument(
-        "--unanswerable",
-        action="append",
-        help='with --answers: a JSONL set of questions the documents do not answer ("answerable": '
-        "false); repeatable",
-    )
-    evaluation.set_defaults(func=cmd_eval)
+    remote = [remote_options()]
+    commands: list[tuple[str, str, list[argparse.ArgumentParser], AddArguments, Command]] = [
+        ("serve", "run the HTTP server", [], serve_arguments, cmd_serve),
+        ("ingest", "ingest files and folders", remote, ingest_arguments, cmd_ingest),
+        ("search", "search a collection", remote, search_arguments, cmd_search),
+        ("ask", "answer a question with citations", remote, ask_arguments, cmd_ask),
+        ("eval", "measure retrieval on a JSONL question set", [], eval_arguments, cmd_eval),
+    ]
+    for name, text, parents, add_arguments, func in commands:
+        command = sub.add_parser(name, help=text, parents=parents, formatter_class=fmt)
+        add_arguments(command)
+        command.set_defaults(func=func)
 
     from app.sync import add_parser
 
     add_parser(sub)
     sub.choices["sync"].set_defaults(func=cmd_sync)
+    sub.choices["sync"].formatter_class = fmt
     return parser
 
 
+REMOTE_COMMANDS = ("ingest", "search", "ask", "sync")
+
+
+def locked_message(args: argparse.Namespace, settings: Settings) -> str:
+    """One line for a data directory held by a running server: how to go through it."""
+    url = f"http://{settings.server.host}:{settings.server.port}"
+    held = (
+        f"the data directory {settings.data_dir} is in use by a running ragserver (the FAISS "
+        "store allows one process)"
+    )
+    if args.command not in REMOTE_COMMANDS:
+        return f"{held}; stop the server first, or point RAG_DATA_DIR at another directory"
+    return (
+        f"{held}; send this command through it with --server {url} "
+        f"(e.g. ragserver {args.command} --server {url} ...), or stop the server first"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ragserver`` console script."""
+    """Entry point of the ``ragserver`` console script; errors are one line, exit status 1."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    return func(args, Settings())
+    settings = Settings()
+    try:
+        return func(args, settings)
+    except StoreLocked:
+        print(f"ragserver: {locked_message(args, settings)}", file=sys.stderr)
+    except CliError as exc:
+        print(f"ragserver: {exc}", file=sys.stderr)
+    except RagError as exc:
+        print(f"ragserver: {exc.message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("ragserver: interrupted", file=sys.stderr)
+        return 130
+    return 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.docs_pages import install_docs
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.metrics import Metrics, TimedEmbedder, wire_services
@@ -115,7 +116,10 @@ def create_app(settings: Settings | None = None, components: Components | None =
         version=API_VERSION,
         description="Ask questions of your own documents; answers cite their sources.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.keys = keys

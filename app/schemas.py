@@ -4,10 +4,38 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$"
+COLLECTION_NAME_RULE = "3 to 63 letters, digits, '_' or '-', starting and ending alphanumeric."
+# What each pattern of a field means, in words, for error messages.
+PATTERN_WORDING = {
+    COLLECTION_NAME_PATTERN: "a collection name is "
+    + COLLECTION_NAME_RULE.rstrip(".")
+    + " (e.g. team-docs)",
+}
 MetadataValue = str | int | float | bool
+SOURCE_DOC = (
+    "The document's source: its file name, or its path relative to the folder or as sent "
+    "(a/README.md); filter on it as `source`."
+)
+FILENAME_DOC = "Deprecated alias of `source` (same value), kept for older clients."
+
+
+class SourceNamed(BaseModel):
+    """A model naming its document's source as ``source``, with ``filename`` as an alias."""
+
+    source: str = Field("", description=SOURCE_DOC)
+    filename: str = Field("", description=FILENAME_DOC, deprecated=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _same_name(cls, data: Any) -> Any:
+        """Fill whichever of ``source`` and ``filename`` was not given from the other."""
+        if isinstance(data, dict):
+            name = data.get("source") or data.get("filename") or ""
+            data = {**data, "source": name, "filename": name}
+        return data
 
 
 class ErrorBody(BaseModel):
@@ -38,7 +66,7 @@ class CollectionCreate(BaseModel):
 
     name: str = Field(
         pattern=COLLECTION_NAME_PATTERN,
-        description="3 to 63 letters, digits, '_' or '-', starting and ending alphanumeric.",
+        description=COLLECTION_NAME_RULE,
     )
 
 
@@ -102,11 +130,10 @@ class JobOut(BaseModel):
     error: str | None = None
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(SourceNamed):
     """A stored document."""
 
     id: str
-    filename: str
     content_hash: str
     chunks: int
     metadata: dict[str, MetadataValue]
@@ -150,14 +177,17 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, description="What to look for.")
     top_k: int = Field(5, ge=1, description="How many hits to return.")
     filter: dict[str, Any] | None = Field(
-        None, description="Metadata filter: equality, $in, $ne, $gt/$gte/$lt/$lte, $and/$or."
+        None,
+        description="Metadata filter on the names hits show (source, page, heading_path, "
+        "document_id, your metadata): equality, $in, $ne, $gt/$gte/$lt/$lte, $and/$or.",
     )
     score_threshold: float | None = Field(
         None,
         ge=-1.0,
         le=1.0,
-        description="Leave out dense candidates below this cosine similarity (dense and "
-        "hybrid modes; BM25 candidates have no cosine and are kept; bm25 mode ignores it).",
+        description="Leave out dense candidates below this cosine similarity. In dense mode "
+        "that is the score shown; in hybrid mode it applies before fusion (BM25 candidates have "
+        "no cosine and are kept) and the answer says so in `warnings`; bm25 mode ignores it.",
     )
     mode: Literal["dense", "bm25", "hybrid"] | None = Field(
         None,
@@ -176,12 +206,11 @@ class SearchRequest(BaseModel):
     )
 
 
-class HitOut(BaseModel):
+class HitOut(SourceNamed):
     """One search hit."""
 
     chunk_id: str
     document_id: str
-    filename: str
     page: int | None
     heading_path: str
     text: str
@@ -193,7 +222,16 @@ class SearchResponse(BaseModel):
 
     query: str
     mode: str
+    score_type: Literal["cosine", "bm25", "rrf", "cross-encoder"] = Field(
+        description="What each hit's score is: cosine similarity (dense), BM25 score (bm25), "
+        "reciprocal-rank-fusion score (hybrid, at most about 0.03) or cross-encoder score."
+    )
     hits: list[HitOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why the hits may not be what was asked: a filter key no chunk has, or a "
+        "score_threshold that compared another score than the one shown.",
+    )
 
 
 class ExampleIn(BaseModel):
@@ -252,13 +290,12 @@ class QueryRequest(BaseModel):
     )
 
 
-class CitationOut(BaseModel):
+class CitationOut(SourceNamed):
     """A chunk the answer may cite as [number]; only chunks that were in the prompt."""
 
     number: int
     chunk_id: str
     document_id: str
-    filename: str
     page: int | None
     heading_path: str
     score: float
@@ -321,9 +358,15 @@ class PreviewResponse(BaseModel):
 
 
 class PromptPreviewRequest(QueryRequest):
-    """Render a query's prompt without answering; names the collection to retrieve from."""
+    """Deprecated body of ``POST /v1/prompts/preview``, which names its collection in it.
 
-    collection: str = Field("default", description="Collection to retrieve from.")
+    ``POST /v1/collections/{name}/prompts/preview`` takes the collection in the path, as
+    ``/query`` does, and a plain ``QueryRequest``.
+    """
+
+    collection: str = Field(
+        "default", description="Collection to retrieve from (the path's, in the new route)."
+    )
 
 
 class PromptInfoOut(BaseModel):

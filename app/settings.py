@@ -395,6 +395,17 @@ class SecuritySettings(BaseModel):
         return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class ClientSettings(BaseModel):
+    """How the ``ragserver`` command reaches a running server (``--server``, ``--api-key``)."""
+
+    server_url: str = Field(
+        "",
+        description="Server the CLI's ingest, search and ask talk to over HTTP (as --server); "
+        "empty opens the data directory itself.",
+    )
+    api_key: str = Field("", description="API key the CLI sends to that server (as --api-key).")
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -418,6 +429,9 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Answering model.")
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Access and limits."
+    )
+    client: ClientSettings = Field(
+        default_factory=ClientSettings, description="The CLI as a client of a running server."
     )
 
 

@@ -251,8 +251,13 @@ def add_parser(sub: Any) -> None:
     )
     sync.add_argument("--watch", action="store_true", help="keep following changes")
     sync.add_argument("--debounce-ms", type=int, default=1600, help="wait for changes to settle")
-    sync.add_argument("--server", help="server URL (default: RAG_SERVER__HOST and __PORT)")
-    sync.add_argument("--api-key", help="API key sent as a bearer token")
+    sync.add_argument(
+        "--server",
+        help="server URL (default: RAG_CLIENT__SERVER_URL, else RAG_SERVER__HOST and __PORT)",
+    )
+    sync.add_argument(
+        "--api-key", help="API key sent as a bearer token (default: RAG_CLIENT__API_KEY)"
+    )
 
 
 def run(args: argparse.Namespace, default_url: str) -> int:

@@ -120,6 +120,10 @@ class BackendUnavailable(RagError):
     """A backing service (vector database, model) is not reachable or not loaded (503)."""
 
 
+class StoreLocked(BackendUnavailable):
+    """The store's files are held by another process (a running server, with FAISS) (503)."""
+
+
 class ProviderError(RagError):
     """An upstream model provider failed (502)."""
 

@@ -10,6 +10,16 @@ from typing import TextIO
 from ingest.pipeline import IngestPipeline, IngestSummary
 from vectorstores.base import VectorStore
 
+SHOW_SKIPPED = 10
+
+
+def skipped_line(names: Sequence[str]) -> str:
+    """Name the files a folder walk left out (the first ``SHOW_SKIPPED`` of them)."""
+    shown = ", ".join(names[:SHOW_SKIPPED])
+    more = len(names) - SHOW_SKIPPED
+    tail = f" and {more} more" if more > 0 else ""
+    return f"skipped (hidden, unsupported type or excluded): {shown}{tail}"
+
 
 def format_summary(summary: IngestSummary) -> str:
     """Render a summary as the lines the CLI prints."""
@@ -21,6 +31,8 @@ def format_summary(summary: IngestSummary) -> str:
         f"seconds: {summary.seconds:.1f}",
         f"chunks per second: {summary.chunks_per_second:.1f}",
     ]
+    if summary.skipped_files:
+        lines.append(skipped_line(summary.skipped_files))
     warnings = [w for result in summary.results for w in result.warnings]
     if warnings:
         lines.append("warnings:")

@@ -277,9 +277,10 @@ def load_bytes(
             f"{source}: the file is empty; there is nothing to index", {"file": source}
         )
     ctx = LoadContext(source, limits, Deadline(limits.max_parse_seconds, source))
-    sections = [section for section in loader(data, ctx) if section.text]
+    loaded = list(loader(data, ctx))
+    sections = [section for section in loaded if section.text]
     if not sections:
-        raise EmptyDocument(_nothing_read(source, ctx.warnings), {"file": source})
+        raise EmptyDocument(no_text_message(source, loaded, ctx.warnings), {"file": source})
     return LoadedDocument(
         source=source, file_type=ext.lstrip("."), sections=sections, warnings=ctx.warnings
     )
@@ -292,6 +293,18 @@ def _nothing_read(source: str, warnings: list[str]) -> str:
         more = f" (and {len(warnings) - 3} more)" if len(warnings) > 3 else ""
         return f"{source}: no text could be extracted: {reasons}{more}"
     return f"{source}: no text could be extracted; there is nothing to index"
+
+
+def no_text_message(source: str, loaded: list[Section], warnings: list[str]) -> str:
+    """Why a file gave no text to index: only headings, or the loader's reasons."""
+    headings = sorted({h for section in loaded for h in section.heading_path})
+    if headings and not warnings:
+        shown = ", ".join(repr(h) for h in headings[:3])
+        return (
+            f"{source}: the file has no text beyond its headings ({shown}); headings alone are "
+            "not indexed, so add text under them"
+        )
+    return _nothing_read(source, warnings)
 
 
 def file_extension(path: Path, source: str) -> str:

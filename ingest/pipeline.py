@@ -60,6 +60,7 @@ from ingest.results import (
     FileStatus,
     IngestSummary,
     collect_files,
+    collect_files_named,
     content_version,
     failed_result,
     file_sha256,
@@ -73,6 +74,7 @@ __all__ = [
     "IngestPipeline",
     "IngestSummary",
     "collect_files",
+    "collect_files_named",
     "content_version",
     "file_sha256",
     "tokenizer_for",
@@ -411,7 +413,7 @@ class IngestPipeline:
 
         started = time.perf_counter()
         self.check_store(store)
-        files, skipped = collect_files(paths, include, exclude)
+        files, skipped = collect_files_named(paths, include, exclude)
         chunks = 0
         with tqdm(total=len(files), unit="file", disable=not progress_bar) as bar:
 

@@ -62,6 +62,7 @@ class IngestSummary:
         skipped: Files in the given folders left out: unsupported type, hidden, or filtered
             out by the include/exclude globs.
         results: One ``FileResult`` per file attempted.
+        skipped_files: The sources of the skipped files, where they were collected by name.
     """
 
     files: int
@@ -74,10 +75,12 @@ class IngestSummary:
     chunks_per_second: float
     skipped: int = 0
     results: list[FileResult] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)
 
 
-def summarise(results: list[FileResult], skipped: int, seconds: float) -> IngestSummary:
-    """Count a batch's results into an ``IngestSummary``."""
+def summarise(results: list[FileResult], skipped: int | list[str], seconds: float) -> IngestSummary:
+    """Count a batch's results into an ``IngestSummary`` (``skipped``: a count or the names)."""
+    skipped_files = skipped if isinstance(skipped, list) else []
     chunks = sum(r.chunk_count for r in results if r.status in ("created", "replaced"))
     return IngestSummary(
         files=len(results),
@@ -88,8 +91,9 @@ def summarise(results: list[FileResult], skipped: int, seconds: float) -> Ingest
         chunks=chunks,
         seconds=seconds,
         chunks_per_second=chunks / seconds if seconds > 0 else 0.0,
-        skipped=skipped,
+        skipped=len(skipped) if isinstance(skipped, list) else skipped,
         results=results,
+        skipped_files=skipped_files,
     )
 
 
@@ -158,16 +162,28 @@ def _matches(patterns: Sequence[str], relative: str) -> bool:
 def collect_files(
     paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
 ) -> tuple[list[tuple[Path, str]], int]:
-    """Expand files and folders into ``(path, source)`` pairs, sorted, and a skipped count.
+    """Expand files and folders into ``(path, source)`` pairs and a skipped count.
+
+    See ``collect_files_named``, which also names the files skipped.
+    """
+    files, skipped = collect_files_named(paths, include, exclude)
+    return files, len(skipped)
+
+
+def collect_files_named(
+    paths: Iterable[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Expand files and folders into ``(path, source)`` pairs, sorted, and the files skipped.
 
     A file given directly has its name as source; a file found in a folder has its path
     relative to that folder (``library/json.html``). In folders, hidden entries and files of
     unsupported types are skipped. Globs match the source or the bare file name
     (``*.html``, ``library/*``); a file must match one ``include`` glob (if any) and no
     ``exclude`` glob. A path that does not exist is returned as is, to be reported failed.
+    Skipped files are named by their source; hidden folders are not walked and not named.
     """
     found: list[tuple[Path, str]] = []
-    skipped = 0
+    skipped: list[str] = []
     for root in paths:
         if not root.is_dir():
             found.append((root, root.name))
@@ -177,12 +193,13 @@ def collect_files(
             for name in sorted(files):
                 path = Path(folder) / name
                 if name.startswith(".") or path.suffix.lower() not in LOADERS:
-                    skipped += 1
+                    skipped.append(path.relative_to(root).as_posix())
                     continue
                 found.append((path, path.relative_to(root).as_posix()))
-    kept = [
-        (path, source)
-        for path, source in found
-        if (not include or _matches(include, source)) and not _matches(exclude, source)
-    ]
-    return kept, skipped + len(found) - len(kept)
+    kept: list[tuple[Path, str]] = []
+    for path, source in found:
+        if (not include or _matches(include, source)) and not _matches(exclude, source):
+            kept.append((path, source))
+        else:
+            skipped.append(source)
+    return kept, skipped

@@ -158,8 +158,13 @@ class SectionBuilder:
             self.sections.append(section)
 
     def flush(self) -> None:
-        """Turn the text collected so far into a section, if it holds any."""
+        """Turn the text collected so far into a section.
+
+        A heading with no text under it still makes a section, with empty text: the loader
+        drops those (``load_bytes``), but a file of headings only can then be told apart
+        from one without any text.
+        """
         text = normalize_text("".join(self._parts))
         self._parts.clear()
-        if text:
+        if text or self.heading_path:
             self.sections.append(Section(text, self._page, self.heading_path))

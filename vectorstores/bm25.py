@@ -313,6 +313,20 @@ def _remove_old_versions(folder: Path, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _remove_versions_except(folder: Path, keep: str | None) -> None:
+    """Remove every index version and temp folder but ``keep`` at once (no grace period).
+
+    With ``keep`` None, ``CURRENT`` goes too, so the next open rebuilds from the store.
+    """
+    if not folder.is_dir():
+        return
+    for entry in [*folder.glob("v-*"), *folder.glob(".tmp-*")]:
+        if entry.is_dir() and entry.name != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+    if keep is None:
+        (folder / CURRENT_FILE).unlink(missing_ok=True)
+
+
 class KeywordIndex:
     """The BM25 index of one open collection, rebuilt whenever the store has changed.
 
@@ -379,6 +393,25 @@ class KeywordIndex:
                 index = self._rebuild(stamp)
             self._index = index
             return index
+
+    def purge(self) -> None:
+        """Rebuild from the store now and delete every older persisted version at once.
+
+        After a delete, no copy of the deleted chunks' text may stay on disk: the versions
+        kept for other replicas' sake (``_remove_old_versions``) are removed here without
+        waiting, and a replica that was about to load one rebuilds instead.
+        """
+        with self._lock:
+            index = self._rebuild(store_stamp(self.store))
+            self._index = index
+            self._stale = False
+            self._checked_at = self._clock()
+            if self.folder is not None:
+                keep = None
+                if index.stamp:  # saved: CURRENT names it
+                    current = json.loads((self.folder / CURRENT_FILE).read_text("utf-8"))
+                    keep = str(current["version"])
+                _remove_versions_except(self.folder, keep)
 
     def _load_matching(self, stamp: str) -> BM25Index | None:
         assert self.folder is not None

@@ -71,7 +71,32 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, so a deleted document's text leaves the file
+    # (with ``checkpoint_truncate`` after the delete, the WAL's old copies go too).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
+
+
+CHECKPOINT_WAIT_MS = 2000
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and truncate it, so no old page copy remains on disk.
+
+    Waits at most ``CHECKPOINT_WAIT_MS`` for readers still in the WAL (searches take
+    milliseconds), so a delete never stalls behind a busy stream of searches; if they do not
+    leave in time the WAL keeps its frames until the next delete's checkpoint.
+
+    Returns:
+        True when the WAL was emptied.
+    """
+    (timeout,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    return not busy
 
 
 def init_schema(conn: sqlite3.Connection, meta: dict[str, str]) -> None:

@@ -58,6 +58,7 @@ from core.coalesce import Coalescer
 from core.errors import (
     BackendUnavailable,
     InvalidRequest,
+    StoreLocked,
 )
 from vectorstores import faiss_sqlite as db
 from vectorstores.base import (
@@ -119,13 +120,13 @@ class _Change:
 
 
 def lock_folder(folder: Path) -> int:
-    """Take the collection's process lock; raise ``BackendUnavailable`` if another holds it."""
+    """Take the collection's process lock; raise ``StoreLocked`` if another process holds it."""
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise BackendUnavailable(
+        raise StoreLocked(
             f"collection folder {folder} is open in another process; the FAISS backend "
             "allows one process per collection (run one server worker)",
             {"folder": str(folder)},
@@ -355,6 +356,9 @@ class FaissStore:
             return _Change(seqs)
 
         self._commit(work)
+        with self._write_lock:
+            self._check_open()
+            db.checkpoint_truncate(self._writer)
 
     def delete_document(self, document_id: str) -> bool:
         """Delete a document's record and chunks (via the ``document_id`` index)."""
@@ -365,7 +369,12 @@ class FaissStore:
             existed = db.delete_document_row(conn, document_id)
             return _Change(seqs, result=existed or bool(seqs))
 
-        return bool(self._commit(work))
+        deleted = bool(self._commit(work))
+        if deleted:  # no copy of the deleted text may stay in the WAL
+            with self._write_lock:
+                self._check_open()
+                db.checkpoint_truncate(self._writer)
+        return deleted
 
     # -- reads --------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def document_out(record: DocumentRecord) -> DocumentOut:
     """Convert a document record to the API model."""
     return DocumentOut(
         id=record.id,
-        filename=record.source,
+        source=record.source,
         content_hash=record.content_hash,
         chunks=record.chunk_count,
         metadata=record.metadata,
@@ -69,7 +69,7 @@ def parse_json_object(raw: str | None, field: str) -> dict[str, Any] | None:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
-            f"'{field}' is not valid JSON ({exc.msg} at position {exc.pos}); "
+            f"'{field}' is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
             'send a JSON object such as {"team": "support"}'
         ) from exc
     if not isinstance(value, dict):
@@ -97,11 +97,43 @@ def _failure_response(results: list[FileResult]) -> JSONResponse:
     return problem(status, first.error_type or "IngestError", first.error or "", {"files": files})
 
 
+def upload_names(files: list[UploadFile], source: list[str] | None) -> list[str | None]:
+    """Each file's source: the ``source`` field given for it, else its multipart filename."""
+    if not source:
+        return [f.filename for f in files]
+    if len(source) != len(files):
+        raise InvalidRequest(
+            f"{len(source)} 'source' fields for {len(files)} files; send one 'source' per file, "
+            "in the order of the files, or none"
+        )
+    return list(source)
+
+
+def upload_answer(name: str, results: list[FileResult]) -> UploadResult | JSONResponse:
+    """201 when every file went in, 207 when some failed, the failure's status when all did."""
+    if results and all(r.status == "failed" for r in results):
+        return _failure_response(results)
+    body = UploadResult(collection=name, files=[file_result_out(r) for r in results])
+    failed = sum(r.status == "failed" for r in results)
+    if failed:
+        headers = {"X-Files-Failed": str(failed)}
+        return JSONResponse(body.model_dump(), status_code=207, headers=headers)
+    return body
+
+
 @router.post(
     "/collections/{name}/documents",
     status_code=201,
     response_model=UploadResult,
-    responses={202: {"model": JobOut}, **problems(404, 413, 415)},
+    responses={
+        202: {"model": JobOut},
+        207: {
+            "model": UploadResult,
+            "description": "Some files failed (their `status` is `failed`, with the reason) "
+            "and the others were stored; the `X-Files-Failed` header counts the failures.",
+        },
+        **problems(404, 413, 415),
+    },
 )
 def upload_documents(
     name: str,
@@ -109,6 +141,14 @@ def upload_documents(
     files: Annotated[list[UploadFile], File(description="One or more files to ingest.")],
     metadata: Annotated[
         str | None, Form(description="JSON object applied to each file's metadata.")
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        Form(
+            description="Each file's source, in file order (a relative path such as "
+            "a/README.md); the multipart filename when omitted, which may itself be a relative "
+            "path. '..', absolute paths and control characters are refused."
+        ),
     ] = None,
     chunk_size: Annotated[
         int | None, Form(ge=16, le=100_000, description="Chunk size override, in tokens.")
@@ -126,7 +166,8 @@ def upload_documents(
     limit = services.settings.security.max_files_per_request
     if len(files) > limit:
         raise LimitExceeded(f"{len(files)} files in one upload; at most {limit} are accepted")
-    staged = services.documents.stage((f.filename, f.file) for f in files)
+    names = upload_names(files, source)
+    staged = services.documents.stage(zip(names, (f.file for f in files), strict=True))
     metrics = services.extras.get("metrics")
 
     def run(job: Job | None = None) -> list[FileResult]:
@@ -148,10 +189,7 @@ def upload_documents(
     if not wait:
         job = services.jobs.submit(name, len(staged), run)
         return JSONResponse(job_out(job).model_dump(), status_code=202)
-    results = run()
-    if results and all(r.status == "failed" for r in results):
-        return _failure_response(results)
-    return UploadResult(collection=name, files=[file_result_out(r) for r in results])
+    return upload_answer(name, run())
 
 
 @router.get("/collections/{name}/documents", response_model=DocumentList, responses=problems(404))

@@ -30,7 +30,8 @@ from app.schemas import (
 )
 from app.security import check_collection_access, visible_collections
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions
-from core.errors import InvalidRequest, RagError
+from app.services.container import Services
+from core.errors import CollectionNotFound, InvalidRequest, RagError
 
 router = APIRouter(tags=["openai"])
 MODEL_PREFIX = "rag:"
@@ -42,6 +43,25 @@ def collection_of(model: str) -> str:
     if not name:
         raise InvalidRequest("model must name a collection, e.g. 'rag:default'")
     return name
+
+
+def check_model(services: Services, request: Request, model: str, collection: str) -> None:
+    """Refuse a model that names no collection, listing the ones to use (before any model loads).
+
+    Raises:
+        CollectionNotFound: with the ``rag:NAME`` models the caller may use.
+    """
+    try:
+        services.collections.get(collection)
+    except CollectionNotFound:
+        names = visible_collections(request, [c.name for c in services.collections.list()])
+        models = ", ".join(f"{MODEL_PREFIX}{name}" for name in names) or "none"
+        raise CollectionNotFound(
+            f"model '{model}' is not a collection of this server: here a model names the "
+            f"collection to answer from, as 'rag:NAME'; use one of {models} "
+            "(GET /v1/models lists them)",
+            {"model": model, "models": [f"{MODEL_PREFIX}{name}" for name in names]},
+        ) from None
 
 
 def text_of(message: OpenAIMessage) -> str:
@@ -140,6 +160,7 @@ async def chat_completions(
     """Answer the last user message from the collection that ``model`` names."""
     collection = collection_of(body.model)
     check_collection_access(request, collection)
+    check_model(services, request, body.model, collection)
     answer_req = to_answer_request(body)
     if body.stream:
         events = await services.answers.open_stream(collection, answer_req)

@@ -16,10 +16,12 @@ from app.schemas import (
     PromptInfoOut,
     PromptList,
     PromptPreviewRequest,
+    QueryRequest,
     problems,
 )
 from app.security import check_collection_access
 from app.services.answers import citations_for
+from app.services.container import Services
 
 router = APIRouter(tags=["prompts"])
 
@@ -31,14 +33,13 @@ def list_prompts(services: ServicesDep) -> PromptList:
     return PromptList(prompts=[PromptInfoOut(**info.to_dict()) for info in infos])
 
 
-@router.post("/prompts/preview", response_model=PreviewResponse, responses=problems(404, 413))
-async def preview_prompt(
-    body: PromptPreviewRequest, request: Request, services: ServicesDep
+async def render_preview(
+    services: Services, request: Request, collection: str, body: QueryRequest
 ) -> PreviewResponse:
-    """Render the messages and budget report a query would use, without calling a model."""
-    check_collection_access(request, body.collection)
+    """The messages and budget report a query on ``collection`` would use."""
+    check_collection_access(request, collection)
     answer_req = answer_request(body)
-    prepared = await asyncio.to_thread(services.answers.prepare, body.collection, answer_req)
+    prepared = await asyncio.to_thread(services.answers.prepare, collection, answer_req)
     packed = prepared.packed
     return PreviewResponse(
         messages=[ChatMessage(role=m["role"], content=m["content"]) for m in packed.messages],
@@ -46,3 +47,29 @@ async def preview_prompt(
         citations=[CitationOut(**asdict(c)) for c in citations_for(prepared, "")],
         template=packed.template,
     )
+
+
+@router.post(
+    "/collections/{name}/prompts/preview",
+    response_model=PreviewResponse,
+    responses=problems(404, 413),
+)
+async def preview_prompt(
+    name: str, body: QueryRequest, request: Request, services: ServicesDep
+) -> PreviewResponse:
+    """Render the messages and budget report a query would use, without calling a model."""
+    return await render_preview(services, request, name, body)
+
+
+@router.post(
+    "/prompts/preview",
+    response_model=PreviewResponse,
+    responses=problems(404, 413),
+    deprecated=True,
+)
+async def preview_prompt_legacy(
+    body: PromptPreviewRequest, request: Request, services: ServicesDep
+) -> PreviewResponse:
+    """Deprecated: use /collections/{name}/prompts/preview; this one reads the body's collection."""
+    query = QueryRequest.model_validate(body.model_dump(exclude={"collection"}))
+    return await render_preview(services, request, body.collection, query)

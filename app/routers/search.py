@@ -18,7 +18,7 @@ def hit_out(hit: Hit) -> HitOut:
     return HitOut(
         chunk_id=hit.chunk.id,
         document_id=hit.chunk.document_id,
-        filename=str(meta.get("source", "")),
+        source=str(meta.get("source", "")),
         page=page if isinstance(page, int) and page > 0 else None,
         heading_path=str(meta.get("heading_path", "")),
         text=hit.chunk.text,
@@ -41,5 +41,9 @@ def search(name: str, body: SearchRequest, services: ServicesDep) -> SearchRespo
         rerank=body.rerank,
     )
     return SearchResponse(
-        query=body.query, mode=outcome.mode, hits=[hit_out(h) for h in outcome.hits]
+        query=body.query,
+        mode=outcome.mode,
+        score_type=outcome.score_type,
+        hits=[hit_out(h) for h in outcome.hits],
+        warnings=list(outcome.warnings),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from core.errors import CollectionNotFound, Conflict, InvalidRequest
 from ingest.base import Embedder
@@ -19,6 +20,9 @@ class CollectionService:
         self._embedder = embedder
         self._open: dict[str, VectorStore] = {}
         self._lock = threading.Lock()
+        # Called with a collection's name once it is deleted, to remove what was derived
+        # from it (its keyword index files).
+        self.on_delete: list[Callable[[str], None]] = []
 
     def ensure_default(self) -> None:
         """Create the ``default`` collection if it does not exist yet."""
@@ -42,7 +46,14 @@ class CollectionService:
             return store
         with self._lock:
             if name not in self._open:
-                store = self._client.get_collection(name)
+                try:
+                    store = self._client.get_collection(name)
+                except CollectionNotFound as exc:
+                    names = ", ".join(c.name for c in self._client.list_collections())
+                    raise CollectionNotFound(
+                        f"collection '{name}' does not exist; existing collections: {names}",
+                        {"collection": name},
+                    ) from exc
                 if store.embedding_model != self._embedder.model_name:
                     raise InvalidRequest(
                         f"collection '{name}' was built with embedding model "
@@ -78,6 +89,8 @@ class CollectionService:
             self._open.pop(name, None)
             if not self._client.delete_collection(name):
                 raise CollectionNotFound(f"collection '{name}' does not exist")
+        for listener in self.on_delete:
+            listener(name)
 
     def close(self) -> None:
         """Close every open collection."""

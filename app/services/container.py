@@ -182,6 +182,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
     collections = build_collections(settings, embedder)
     pipeline = build_pipeline(settings, embedder)
     search = build_search(settings, collections, embedder)
+    collections.on_delete.append(search.keywords.drop)
     # Rebuild missing or stale keyword indexes in the background, not on the first search.
     search.keywords.warm(info.name for info in collections.list())
     documents = DocumentService(
@@ -190,6 +191,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         upload_dir=settings.data_dir / "uploads",
         max_file_bytes=int(settings.ingest.max_file_mb * MB),
         on_change=search.changed,
+        on_delete=search.keywords.purge,
     )
     generators = build_generators(settings, components.generator)
     if settings.llm.load_at_startup:

@@ -17,6 +17,7 @@ from vectorstores.base import Chunk, DocumentRecord, Filter
 from vectorstores.filters import validate_filter
 
 from .collections import CollectionService
+from .vocabulary import normalize_filter
 
 COPY_BLOCK = 1 << 20
 
@@ -30,18 +31,45 @@ class StagedFile:
     error: RagError | None = None
 
 
+MAX_SOURCE_CHARS = 1024
+MAX_SEGMENT_CHARS = 255
+
+
 def check_filename(name: str | None) -> str:
-    """Return a safe source name for an upload, or raise ``InvalidRequest`` saying why not."""
+    """Return a safe source name for an upload, or raise ``InvalidRequest`` saying why not.
+
+    A source is a file name or a relative path with '/' between folders (``a/README.md``),
+    so files of the same name in different folders stay different documents. Absolute
+    paths, '..' or '.' segments, backslashes and control characters are refused.
+    """
     if not name or not name.strip():
         raise InvalidRequest("every uploaded file needs a file name")
-    if "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+    name = name.strip()
+    shown = name.encode("unicode_escape").decode("ascii")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise InvalidRequest(
-            f"file name '{name}' must be a plain name without '/', '\\' or '..'; "
-            "rename the file and upload it again"
+            f"file name '{shown}' contains control characters; rename the file without them"
         )
-    if len(name) > 255:
-        raise InvalidRequest("file names are limited to 255 characters")
-    return name.strip()
+    if "\\" in name:
+        raise InvalidRequest(
+            f"file name '{name}' contains '\\'; separate folders with '/' (a/README.md)"
+        )
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
+        raise InvalidRequest(
+            f"file name '{name}' is an absolute path; send a relative one (a/README.md)"
+        )
+    segments = name.split("/")
+    if any(seg in ("", ".", "..") for seg in segments):
+        raise InvalidRequest(
+            f"file name '{name}' has an empty, '.' or '..' part; send a plain relative path "
+            "such as a/README.md"
+        )
+    if len(name) > MAX_SOURCE_CHARS or any(len(seg) > MAX_SEGMENT_CHARS for seg in segments):
+        raise InvalidRequest(
+            f"file names are limited to {MAX_SOURCE_CHARS} characters, "
+            f"{MAX_SEGMENT_CHARS} per folder or file name"
+        )
+    return name
 
 
 class DocumentService:
@@ -54,9 +82,13 @@ class DocumentService:
         upload_dir: Path,
         max_file_bytes: int,
         on_change: Callable[[str], None] | None = None,
+        on_delete: Callable[[str], None] | None = None,
     ) -> None:
-        # on_change(collection) runs after every write, to keep derived indexes (BM25) in step.
+        # on_change(collection) runs after every write, to keep derived indexes (BM25) in step;
+        # on_delete(collection) after a delete, before it is answered, so that derived copies
+        # of the deleted text are gone by then (else on_change runs).
         self._on_change = on_change
+        self._on_delete = on_delete
         self._collections = collections
         self._pipeline = pipeline
         self._upload_dir = upload_dir
@@ -146,6 +178,7 @@ class DocumentService:
         self, collection: str, filter: Filter | None, limit: int, offset: int
     ) -> tuple[list[DocumentRecord], int]:
         """Return a page of documents and the total matching ``filter``."""
+        filter = normalize_filter(filter)
         if filter:
             validate_filter(filter)
         store = self._collections.get(collection)
@@ -170,5 +203,7 @@ class DocumentService:
         """Delete a document and every chunk of it."""
         if not self._collections.get(collection).delete_document(document_id):
             raise DocumentNotFound(f"document '{document_id}' is not in collection '{collection}'")
-        if self._on_change is not None:
+        if self._on_delete is not None:
+            self._on_delete(collection)
+        elif self._on_change is not None:
             self._on_change(collection)

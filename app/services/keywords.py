@@ -86,6 +86,20 @@ class KeywordIndexes:
         if rebuild:
             self._schedule(collection)
 
+    def purge(self, collection: str) -> None:
+        """After a delete: rebuild the collection's index now, leaving no old copy on disk."""
+        self.get(collection).purge()
+
+    def drop(self, collection: str) -> None:
+        """After a collection is deleted: forget its index and delete its files at once."""
+        with self._lock:
+            self._indexes.pop(collection, None)
+            pending = self._pending.pop(collection, None)
+        if pending is not None and not pending.cancel():
+            pending.result()  # running: it may still write a version; _refresh logs failures
+        if self._folder is not None:
+            shutil.rmtree(self._folder / collection, ignore_errors=True)
+
     def warm(self, collections: Iterable[str]) -> None:
         """Load or rebuild the indexes of ``collections`` in the background (start-up).
 

@@ -14,6 +14,11 @@ What ``Hit.score`` means depends on what produced the final order:
 ``score_threshold`` is a cosine similarity and applies to dense candidates only: in ``dense``
 mode hits below it are left out; in ``hybrid`` mode dense candidates below it are left out
 before fusion, while BM25 candidates (which have no cosine) stay; ``bm25`` mode ignores it.
+Outside ``dense`` mode the outcome carries a warning saying so, since the scores shown are
+then not the ones the threshold compared.
+
+Filters use the metadata names hits show (``app.services.vocabulary``); a filter that matched
+nothing because a key is on no chunk of the collection comes back with a warning naming it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from vectorstores.filters import validate_filter
 from .collections import CollectionService
 from .keywords import KeywordIndexes
 from .retrieval import mmr_select, rerank_hits, rrf_fuse
+from .vocabulary import normalize_filter, unknown_key_warnings
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -48,12 +54,35 @@ class SearchOutcome:
         mode: ``dense``, ``bm25`` or ``hybrid``.
         reranked: The cross-encoder ordered the hits.
         mmr: The hits were diversified by maximal marginal relevance.
+        warnings: Why the hits may not be what the caller expects (unknown filter keys, a
+            threshold that compared another score than the one shown).
     """
 
     hits: list[Hit]
     mode: str
     reranked: bool = False
     mmr: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def score_type(self) -> str:
+        """What each hit's ``score`` is: cosine, bm25, rrf or cross-encoder."""
+        if self.reranked:
+            return "cross-encoder"
+        return {"dense": "cosine", "bm25": "bm25", "hybrid": "rrf"}[self.mode]
+
+
+def threshold_note(threshold: float, mode: str) -> str:
+    """Say which score ``score_threshold`` compared when it is not the score shown."""
+    if mode == "bm25":
+        return (
+            f"score_threshold {threshold} was ignored: it is a cosine similarity and bm25 "
+            "mode has none"
+        )
+    return (
+        f"score_threshold {threshold} compared the cosine similarity of the dense candidates "
+        f"before {mode} ranking; the scores shown are not cosines (see score_type)"
+    )
 
 
 class SearchService:
@@ -162,6 +191,7 @@ class SearchService:
                 "RAG_RETRIEVAL__RERANKER to a local cross-encoder folder"
             )
         use_rerank = self.reranker is not None and rerank is not False
+        filter = normalize_filter(filter)
         if filter:
             validate_filter(filter)
         store = self._collections.get(collection)
@@ -195,7 +225,12 @@ class SearchService:
             relevance = np.array([h.score for h in hits], dtype=np.float64)
             picked = mmr_select(relevance, vectors, top_k, mmr_lambda)
             hits = [hits[i] for i in picked]
-        return SearchOutcome(hits=hits[:top_k], mode=mode, reranked=use_rerank, mmr=mmr)
+        warnings = unknown_key_warnings(store, filter) if filter and not hits else []
+        if score_threshold is not None and (mode != "dense" or use_rerank):
+            warnings.append(threshold_note(score_threshold, mode))
+        return SearchOutcome(
+            hits=hits[:top_k], mode=mode, reranked=use_rerank, mmr=mmr, warnings=tuple(warnings)
+        )
 
     def changed(self, collection: str) -> None:
         """Report a write to ``collection`` (ingest, replace, delete) to the keyword index."""

@@ -119,7 +119,7 @@ def test_invalid_search_is_422(loaded_client: TestClient, body: dict) -> None:  
     assert resp.json()["error"]["message"]
 
 
-def test_mixed_batch_keeps_good_files(loaded_client: TestClient) -> None:
+def test_mixed_batch_keeps_good_files_and_answers_207(loaded_client: TestClient) -> None:
     resp = loaded_client.post(
         "/v1/collections/default/documents",
         files=[
@@ -127,7 +127,8 @@ def test_mixed_batch_keeps_good_files(loaded_client: TestClient) -> None:
             ("files", ("empty.txt", io.BytesIO(b""))),
         ],
     )
-    assert resp.status_code == 201
+    assert resp.status_code == 207, resp.text
+    assert resp.headers["X-Files-Failed"] == "1"
     statuses = {f["filename"]: f["status"] for f in resp.json()["files"]}
     assert statuses == {"fine.txt": "created", "empty.txt": "failed"}
     failed = next(f for f in resp.json()["files"] if f["status"] == "failed")

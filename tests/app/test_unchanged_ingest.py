@@ -29,7 +29,7 @@ def test_an_unchanged_folder_is_answered_without_loading_the_model(
     (folder / "sub" / "b.md").write_text("# Beta\n\nNotes about boats.")
     command = ["ingest", str(folder), "--collection", "notes"]
 
-    assert main(command) == 0
+    assert main([*command, "--create"]) == 0  # a new collection is created on request only
     assert loads == ["model"]
     assert "created 2" in capsys.readouterr().out
 

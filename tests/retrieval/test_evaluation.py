@@ -186,7 +186,7 @@ def test_eval_command_scores_pdf_pages_and_splits(
         "Violins have four strings tuned in fifths and a carved spruce top.",
     ]
     (folder / "guide.pdf").write_bytes(make_pdf(pages))
-    assert cli.main(["ingest", str(folder), "--collection", "pdfs"]) == 0
+    assert cli.main(["ingest", str(folder), "--collection", "pdfs", "--create"]) == 0
     rows = [
         ("p1", "penguins krill antarctic ice", "guide.pdf#page=1", "tune"),
         ("p2", "volcanoes basalt lava mantle", "guide.pdf#page=2", "confirm"),

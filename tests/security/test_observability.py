@@ -163,7 +163,7 @@ def sample(text: str, name: str, **labels: str) -> float:
 
 def test_metrics_content(settings: Settings) -> None:
     with running_app(settings, HashEmbedder()) as client:
-        assert upload(client, [("a.txt", b"Kites fly in wind."), ("b.txt", b"")]).status_code == 201
+        assert upload(client, [("a.txt", b"Kites fly in wind."), ("b.txt", b"")]).status_code == 207
         client.post("/v1/collections/default/search", json={"query": "kites"})
         client.get("/v1/collections/nope-not-here")
         client.get("/v1/collections/default/documents/a-txt/chunks")
@@ -178,7 +178,7 @@ def test_metrics_content(settings: Settings) -> None:
     text = resp.text
     assert "X-Request-ID" in resp.headers
     posts = "/v1/collections/{name}/documents"
-    assert sample(text, "ragserver_http_requests_total", method="POST", route=posts, status="201")
+    assert sample(text, "ragserver_http_requests_total", method="POST", route=posts, status="207")
     assert (
         sample(
             text,

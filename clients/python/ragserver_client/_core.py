@@ -156,7 +156,7 @@ class Api:
         chunk_overlap: int | None,
         wait: bool,
     ) -> Call[Any]:
-        """``POST /v1/collections/{name}/documents`` (201 UploadResult, or 202 Job)."""
+        """``POST /v1/collections/{name}/documents`` (201 or 207 UploadResult, or 202 Job)."""
         items: list[FileInput] = (
             list(files) if isinstance(files, list | tuple) and not _is_pair(files) else [files]  # type: ignore[list-item]
         )
@@ -228,9 +228,9 @@ class Api:
     def preview_prompt(
         collection: str, question: str, options: QueryOptions
     ) -> Call[PromptPreview]:
-        """``POST /v1/prompts/preview``."""
-        body = {**query_body(question, options), "collection": collection}
-        return Call("POST", "/v1/prompts/preview", _reader(PromptPreview), json=body)
+        """``POST /v1/collections/{name}/prompts/preview``."""
+        path = f"/v1/collections/{_name(collection)}/prompts/preview"
+        return Call("POST", path, _reader(PromptPreview), json=query_body(question, options))
 
     @staticmethod
     def embed(texts: str | Sequence[str], model: str) -> Call[Embeddings]:

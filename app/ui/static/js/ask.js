@@ -1,6 +1,6 @@
 // Questions and answers: the question box, the options, the streamed answer with [n] links
 // to its citations, and the conversation so far sent as history with follow-up questions.
-import { api, streamQuery } from "./api.js";
+import { api, collectionPath, streamQuery } from "./api.js";
 import { $, clear, el } from "./dom.js";
 import { citationList, Evidence } from "./evidence.js";
 import { bindPreview, previewPrompt, showUsage } from "./budget.js";
@@ -141,7 +141,8 @@ export class Conversation {
       return;
     }
     try {
-      const preview = (await api("POST", "/prompts/preview", { json: { ...this.request(question), collection: this.page.collection } })).body;
+      const path = collectionPath(this.page.collection, "/prompts/preview");
+      const preview = (await api("POST", path, { json: this.request(question) })).body;
       this.page.clearAlert();
       previewPrompt(preview);
     } catch (error) {
