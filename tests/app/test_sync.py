@@ -178,3 +178,22 @@ def test_the_command_over_a_real_server_with_an_api_key(
         assert "deleted a.txt" in capsys.readouterr().out
     assert main([*command, "--api-key", "sync-key"]) == 2  # the server is gone
     assert "cannot reach the server at" in capsys.readouterr().err
+
+
+def test_same_named_files_in_subfolders_stay_apart(client: TestClient, folder: Path) -> None:
+    (folder / "a").mkdir()
+    (folder / "b").mkdir()
+    (folder / "a" / "README.md").write_text("# A\n\nThe alpha folder holds kites.")
+    (folder / "b" / "README.md").write_text("# B\n\nThe beta folder holds boats.")
+    api = SyncApi(client, "default")
+    report = sync_once(api, SyncOptions(folder))
+    assert kinds(report) == {"a/README.md": "created", "b/README.md": "created"}
+    assert synced(client, folder) == {"a/README.md", "b/README.md"}
+
+    (folder / "b" / "README.md").unlink()
+    report = sync_once(api, SyncOptions(folder))
+    assert kinds(report) == {"a/README.md": "unchanged", "b/README.md": "deleted"}
+    assert synced(client, folder) == {"a/README.md"}
+    doc = listing(client)["a/README.md"]
+    chunks = client.get(f"{DOCS}/{doc['id']}/chunks").json()["chunks"]
+    assert "alpha folder holds kites" in chunks[0]["text"]
