@@ -89,7 +89,8 @@ def evaluate(retrieve: Any) -> dict[str, float]:
 
 def sample_texts(embedder: Any, wanted: int) -> list[str]:
     """``wanted`` real chunks (what the server embeds), up to 6 from every 7th corpus page."""
-    from ingest.chunking import chunk_document, document_id_for, embedding_text
+    from core.types import embedding_text
+    from ingest.chunking import chunk_document, document_id_for
     from ingest.limits import LoadLimits
     from ingest.loaders import load_file
 

@@ -21,9 +21,10 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import IngestError
-from ingest.chunking import document_id_for, embedding_text
+from core.types import Chunk, DocumentRecord, MetadataValue, embedding_text
+from ingest.chunking import document_id_for
 from ingest.results import FileResult, failed_result
-from vectorstores.base import Chunk, DocumentRecord, MetadataValue, VectorStore
+from vectorstores.base import VectorStore
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestPipeline

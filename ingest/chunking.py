@@ -32,8 +32,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from core.errors import InvalidRequest
+from core.types import Chunk, MetadataValue
 from ingest.base import LoadedDocument, Section
-from vectorstores.base import Chunk, MetadataValue
 
 HEADING_SEPARATOR = " > "
 RESERVED_METADATA = frozenset(
@@ -110,16 +110,6 @@ def document_id_for(source: str) -> str:
 def heading_text(heading_path: Sequence[str]) -> str:
     """Join a heading path the way chunk metadata stores it (``"json > Basic Usage"``)."""
     return HEADING_SEPARATOR.join(heading_path)
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """Return what is embedded for a chunk: its heading path, a newline, its text.
-
-    The chunk's own text stays raw for citations; the heading path gives the model the
-    context (page title, section) that the text alone may lack.
-    """
-    heading = chunk.metadata.get("heading_path")
-    return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
 def _boundaries(text: str, spans: Sequence[Span]) -> list[int]:

@@ -41,6 +41,7 @@ from core.errors import (
     InvalidRequest,
     UnreadableDocument,
 )
+from core.types import Chunk, DocumentRecord, MetadataValue, embedding_text
 from ingest.base import Embedder
 from ingest.batching import BatchRun, Prepared, Progress
 from ingest.chunking import (
@@ -50,7 +51,6 @@ from ingest.chunking import (
     check_chunk_size,
     chunk_document,
     document_id_for,
-    embedding_text,
 )
 from ingest.embedding_cache import EmbeddingCache
 from ingest.limits import LoadLimits
@@ -65,7 +65,7 @@ from ingest.results import (
     file_sha256,
     summarise,
 )
-from vectorstores.base import Chunk, DocumentRecord, MetadataValue, VectorStore
+from vectorstores.base import VectorStore
 
 __all__ = [
     "FileResult",

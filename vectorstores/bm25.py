@@ -55,8 +55,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigurationError
-from ingest.chunking import embedding_text
-from vectorstores.base import Chunk, Filter, Hit, VectorStore
+from core.types import Chunk, Hit, embedding_text
+from vectorstores.base import Filter, VectorStore
 from vectorstores.filters import compile_filter
 
 logger = logging.getLogger(__name__)

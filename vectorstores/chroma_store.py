@@ -37,15 +37,8 @@ from core.errors import (
     ConfigurationError,
     InvalidRequest,
 )
-from vectorstores.base import (
-    Chunk,
-    CollectionInfo,
-    DocumentRecord,
-    Filter,
-    Hit,
-    Vector,
-    check_vectors,
-)
+from core.types import Chunk, DocumentRecord, Hit
+from vectorstores.base import CollectionInfo, Filter, Vector, check_vectors
 from vectorstores.common import (
     RESERVED_SUFFIX,
     check_dimension,

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import EmbeddingMismatch, InvalidRequest
-from vectorstores.base import Chunk, DocumentRecord, Hit, MetadataValue, Vector
+from core.types import Chunk, DocumentRecord, Hit, MetadataValue
+from vectorstores.base import Vector
 
 #: Names are 3 to 63 characters of letters, digits, ``_`` and ``-``, starting and ending with
 #: a letter or digit: safe as a folder name and valid in Chroma.

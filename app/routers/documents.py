@@ -24,8 +24,8 @@ from app.schemas import (
 from app.services.jobs import Job
 from core import errors
 from core.errors import InvalidRequest, LimitExceeded
+from core.types import Chunk, DocumentRecord
 from ingest.pipeline import FileResult
-from vectorstores.base import Chunk, DocumentRecord
 
 router = APIRouter(tags=["documents"])
 # SQLite integers are 64-bit: a larger offset was a 500 (found by schemathesis).
@@ -47,17 +47,14 @@ def document_out(record: DocumentRecord) -> DocumentOut:
 
 def chunk_out(chunk: Chunk) -> ChunkOut:
     """Convert a stored chunk to the API model."""
-    meta = chunk.metadata
-    page = meta.get("page")
-    position = meta.get("position", 0)
     return ChunkOut(
         id=chunk.id,
         document_id=chunk.document_id,
-        position=int(position),
-        page=page if isinstance(page, int) and page > 0 else None,
-        heading_path=str(meta.get("heading_path", "")),
+        position=chunk.position,
+        page=chunk.page,
+        heading_path=chunk.heading_path,
         text=chunk.text,
-        metadata=meta,
+        metadata=chunk.metadata,
     )
 
 

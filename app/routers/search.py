@@ -6,21 +6,19 @@ from fastapi import APIRouter
 
 from app.deps import ServicesDep
 from app.schemas import HitOut, SearchRequest, SearchResponse, problems
-from vectorstores.base import Hit
+from core.types import Hit
 
 router = APIRouter(tags=["search"])
 
 
 def hit_out(hit: Hit) -> HitOut:
     """Convert a store hit to the API model."""
-    meta = hit.chunk.metadata
-    page = meta.get("page")
     return HitOut(
         chunk_id=hit.chunk.id,
         document_id=hit.chunk.document_id,
-        filename=str(meta.get("source", "")),
-        page=page if isinstance(page, int) and page > 0 else None,
-        heading_path=str(meta.get("heading_path", "")),
+        filename=hit.chunk.source,
+        page=hit.chunk.page,
+        heading_path=hit.chunk.heading_path,
         text=hit.chunk.text,
         score=hit.score,
     )

@@ -13,13 +13,14 @@ from typing import Any
 
 from app.settings import Settings
 from core.errors import InvalidRequest, LimitExceeded
+from core.types import Hit
 from llms.base import Completion, GenerationParams, Generator
 from llms.queue import GenerationGate, iterate_in_thread
 from prompts.budget import PackedPrompt
 from prompts.render import build_prompt, extract_final_answer
 from prompts.templates import TemplateRegistry
 from prompts.tokenizers import HFTokenizer, Tokenizer, tokenizer_for
-from vectorstores.base import Filter, Hit
+from vectorstores.base import Filter
 
 from .search import SearchService
 
@@ -316,19 +317,18 @@ def citations_for(prepared: Prepared, answer: str) -> list[Citation]:
     scores = {hit.chunk.id: hit.score for hit in prepared.hits}
     cited = {int(m) for m in CITATION_MARK.findall(answer)}
     out: list[Citation] = []
-    for number, chunk in enumerate(prepared.packed.chunks, 1):
-        meta = chunk.metadata
-        page = meta.get("page")
+    for number, context in enumerate(prepared.packed.chunks, 1):
+        chunk = context.chunk
         out.append(
             Citation(
                 number=number,
                 chunk_id=chunk.id,
-                document_id=str(meta.get("document_id", chunk.id.rsplit(":", 1)[0])),
-                filename=str(meta.get("source", "")),
-                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
-                heading_path=str(meta.get("heading_path", "")),
+                document_id=chunk.document_id,
+                filename=chunk.source,
+                page=chunk.page,
+                heading_path=chunk.heading_path,
                 score=scores.get(chunk.id, 0.0),
-                quote=chunk.text,
+                quote=context.text,
                 cited=number in cited,
             )
         )

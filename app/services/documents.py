@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
+from core.types import Chunk, DocumentRecord
 from ingest.chunking import document_id_for
 from ingest.pipeline import FileResult, IngestPipeline
 from ingest.results import failed_result
-from vectorstores.base import Chunk, DocumentRecord, Filter
+from vectorstores.base import Filter
 from vectorstores.filters import validate_filter
 
 from .collections import CollectionService

@@ -16,7 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from core.errors import RagError
-from vectorstores.base import Filter, Hit
+from core.types import Hit
+from vectorstores.base import Filter
 from vectorstores.bm25 import KeywordIndex, KeywordTokenizer
 
 from .collections import CollectionService

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from core.types import Hit
 from ingest.rerankers import Reranker
-from vectorstores.base import Hit
 
 
 def rrf_fuse(

@@ -24,10 +24,10 @@ from typing import Literal, get_args
 import numpy as np
 
 from core.errors import ConfigurationError, InvalidRequest
+from core.types import Hit, embedding_text
 from ingest.base import Embedder
-from ingest.chunking import embedding_text
 from ingest.rerankers import Reranker
-from vectorstores.base import Filter, Hit
+from vectorstores.base import Filter
 from vectorstores.bm25 import KeywordTokenizer
 from vectorstores.filters import validate_filter
 

@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from core.errors import ConfigurationError, EmbeddingMismatch, InvalidRequest
-from ingest.chunking import document_id_for, embedding_text
+from core.types import embedding_text
+from ingest.chunking import document_id_for
 from ingest.cli import run_ingest
 from ingest.limits import LoadLimits
 from ingest.pipeline import IngestPipeline, collect_files

@@ -14,8 +14,8 @@ import numpy.typing as npt
 import pytest
 
 from core.errors import EmbeddingMismatch
+from core.types import embedding_text
 from ingest.backends import cpu_flags, native_bf16, resolve_backend
-from ingest.chunking import embedding_text
 from ingest.embedding_cache import EmbeddingCache
 from ingest.limits import LoadLimits
 from ingest.pipeline import IngestPipeline

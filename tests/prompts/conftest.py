@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.types import Chunk, Hit
 from prompts.templates import TemplateRegistry
 from prompts.tokenizers import HFTokenizer, TiktokenTokenizer, tokenizer_for
-from vectorstores.base import Chunk, Hit
 
 
 @pytest.fixture(scope="session")

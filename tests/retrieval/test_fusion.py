@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.services.retrieval import mmr_select, rerank_hits, rrf_fuse
-from vectorstores.base import Chunk, Hit
+from core.types import Chunk, Hit
 
 
 def hit(chunk_id: str, score: float = 0.0) -> Hit:
