@@ -155,7 +155,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Measure retrieval (hit@1, hit@5, MRR@10 by page) and, with --answer, answers."""
     from app.services.container import build_services
-    from app.services.evaluation import evaluate, format_table, load_questions
+    from retrieval.evaluation import evaluate, format_table, load_questions
 
     questions = load_questions(Path(args.questions))
     if not args.answer:  # retrieval only: do not load the answering model

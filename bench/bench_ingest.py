@@ -78,9 +78,9 @@ def corpus(pages: int | None) -> list[tuple[Path, str]]:
 
 
 def evaluate(retrieve: Any) -> dict[str, float]:
-    from app.services.evaluation import evaluate as run_eval
-    from app.services.evaluation import load_questions
     from bench.corpus import QUESTIONS
+    from retrieval.evaluation import evaluate as run_eval
+    from retrieval.evaluation import load_questions
 
     report = run_eval(load_questions(QUESTIONS), retrieve)
     metrics: dict[str, float] = report.metrics.as_dict()

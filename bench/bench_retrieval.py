@@ -12,7 +12,7 @@ chunking with heading paths, the bundled all-MiniLM-L6-v2) ingests the 369 corpu
 (``bench/corpus.py``) into a memory store, the BM25 index is built, and the 40 dev questions
 are searched in each mode through ``SearchService`` (top 10); then the LangChain baseline
 (``bench/langchain_baseline.py``) indexes the same page text and answers the same questions.
-Metrics (hit@1, hit@5, MRR@10 by source page) come from ``app.services.evaluation``.
+Metrics (hit@1, hit@5, MRR@10 by source page) come from ``retrieval.evaluation``.
 
 ``--embed-cache DIR`` reuses vectors of texts embedded by an earlier run (for iterating on
 retrieval settings); ingest times are then not real and the report says so. ``--pages N``
@@ -42,19 +42,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from app.services.collections import CollectionService  # noqa: E402
-from app.services.evaluation import (  # noqa: E402
-    EvalQuestion,
-    EvalReport,
-    evaluate,
-    load_questions,
-)
-from app.services.keywords import KeywordIndexes  # noqa: E402
 from app.services.search import SearchService  # noqa: E402
 from app.settings import RetrievalSettings  # noqa: E402
 from bench.corpus import DOC_ROOT, QUESTIONS, corpus_files  # noqa: E402
 from ingest.limits import LoadLimits  # noqa: E402
 from ingest.pipeline import IngestPipeline  # noqa: E402
-from vectorstores.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.evaluation import (  # noqa: E402
+    EvalQuestion,
+    EvalReport,
+    evaluate,
+    load_questions,
+)
+from retrieval.keywords import KeywordIndexes  # noqa: E402
 from vectorstores.memory import MemoryClient  # noqa: E402
 
 TOP_K = 10
@@ -245,7 +245,7 @@ def run_ours(
         embedder.vectors.save()
     key = f"ours|{embedder.model_name}|{chunk_size}|{overlap}|{len(files)}"
     ingest_seconds, note = timings.settle(key, ingest_seconds, reused, chunks)
-    keywords = KeywordIndexes(collections, tokenizer, None)
+    keywords = KeywordIndexes(collections.get, tokenizer, None)
     started = time.perf_counter()
     keywords.get(COLLECTION).refresh()
     index_seconds = time.perf_counter() - started
@@ -374,7 +374,7 @@ def render(runs: list[Run], args: argparse.Namespace, command: str, wall: float)
         f"Corpus: {args.pages_used} pages of the Python 3.11 docs (`bench/corpus.py`, as "
         "`/work/shared/eval/README.md` defines them); questions: "
         f"{args.questions_used} from `{args.questions}`; top {TOP_K} chunks per question; "
-        "metrics by source page (`app/services/evaluation.py`).",
+        "metrics by source page (`retrieval/evaluation.py`).",
         f"Machine: {platform.platform()}, {os.cpu_count()} cores (shared with other work, so "
         f"wall times are indicative), Python {platform.python_version()}. "
         f"Whole run: {wall / 60:.1f} min.",

@@ -21,7 +21,6 @@ from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
 from .documents import DocumentService
 from .jobs import JobManager
-from .keywords import KeywordIndexes
 from .search import SearchService
 
 log = logging.getLogger(__name__)
@@ -128,12 +127,13 @@ def build_search(
     settings: Settings, collections: CollectionService, embedder: Embedder
 ) -> SearchService:
     """Create the search service: keyword indexes under ``data_dir/bm25``, the reranker."""
-    from ingest.rerankers import create_reranker
-    from vectorstores.bm25 import KeywordTokenizer
+    from retrieval.bm25 import KeywordTokenizer
+    from retrieval.keywords import KeywordIndexes
+    from retrieval.rerankers import create_reranker
 
     retrieval = settings.retrieval
     keywords = KeywordIndexes(
-        collections,
+        collections.get,
         KeywordTokenizer(
             stopwords=retrieval.keyword_stopwords, stemmer=retrieval.keyword_stemmer or None
         ),
