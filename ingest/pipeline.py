@@ -24,6 +24,7 @@ edited document re-embeds only its changed chunks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +44,7 @@ from core.errors import (
 )
 from core.types import Chunk, DocumentRecord, MetadataValue, embedding_text
 from ingest.base import Embedder
-from ingest.batching import BatchRun, Prepared, Progress
+from ingest.batching import BatchRun, Prepared, Progress, Stages, commit
 from ingest.chunking import (
     RESERVED_METADATA,
     ChunkTokenizer,
@@ -281,16 +282,6 @@ class IngestPipeline:
                 progress(len(part))
         return np.concatenate(parts)
 
-    @staticmethod
-    def commit(
-        store: VectorStore, prepared: Prepared, vectors: npt.NDArray[np.float32]
-    ) -> FileResult:
-        """Store a prepared file's record, chunks and vectors in one ``replace_document``."""
-        assert prepared.record is not None
-        store.replace_document(prepared.record, prepared.chunks, vectors)
-        status: FileStatus = "replaced" if prepared.existing else "created"
-        return FileResult(prepared.source, prepared.document_id, status, len(prepared.chunks))
-
     def ingest_file(
         self,
         store: VectorStore,
@@ -331,7 +322,7 @@ class IngestPipeline:
             vectors = self._embed(prepared.chunks, progress)
         except IngestError as exc:
             return failed_result(prepared.source, prepared.document_id, exc)
-        return self.commit(store, prepared, vectors)
+        return commit(store, prepared, vectors)
 
     def ingest_many(
         self,
@@ -369,13 +360,22 @@ class IngestPipeline:
         size, overlap = self._sizes(chunk_size, chunk_overlap)
         user_metadata = None if metadata is None else _user_metadata(metadata)
         self.check_store(store)
+
+        def prepare(path: Path, source: str) -> Prepared:
+            own = None if user_metadata is None else dict(user_metadata)
+            return self.prepare_file(store, path, source, own, size, overlap)
+
+        stages = Stages(
+            prepare=prepare,
+            embed=self.embed_texts,
+            commit=functools.partial(commit, store),
+            workers=self.workers,
+            prefetch=self.prefetch,
+            group_chunks=self.group_chunks,
+        )
         return BatchRun(
-            self,
-            store,
+            stages,
             list(files),
-            metadata=user_metadata,
-            chunk_size=size,
-            chunk_overlap=overlap,
             progress=progress,
             on_file_done=on_file_done,
             isolate_errors=isolate_errors,
