@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.errors import register_error_handlers
 from app.logs import configure_logging
-from app.metrics import Metrics, TimedEmbedder, wire_services
+from app.metrics import Metrics, TimedEmbedder
 from app.metrics import router as metrics_router
 from app.middleware import install_middleware
 from app.routers import (
@@ -60,10 +60,8 @@ class Loader:
             if self.metrics is not None:
                 embedder = components.embedder or build_embedder(self.settings)
                 timed = TimedEmbedder(embedder, self.metrics)
-                components = dataclasses.replace(components, embedder=timed)
+                components = dataclasses.replace(components, embedder=timed, observer=self.metrics)
             services = build_services(self.settings, components)
-            if self.metrics is not None:
-                wire_services(self.metrics, services)
             self.services = services
         except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
             log.exception("start-up failed")

@@ -75,6 +75,7 @@ __all__ = [
     "IngestSummary",
     "collect_files",
     "content_version",
+    "check_metadata",
     "file_sha256",
     "tokenizer_for",
 ]
@@ -92,7 +93,13 @@ def tokenizer_for(embedder: Embedder) -> ChunkTokenizer:
     return WhitespaceTokenizer(special_tokens=embedder.count_tokens(""))
 
 
-def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
+    """Return user metadata fit to store, or refuse it (the one check, used by every caller).
+
+    Raises:
+        InvalidRequest: a reserved key (set by ingestion), an empty or non-string key, or a
+            value that is not a string, number or boolean.
+    """
     reserved = sorted(RESERVED_METADATA.intersection(metadata))
     if reserved:
         raise InvalidRequest(
@@ -313,7 +320,7 @@ class IngestPipeline:
             EmbeddingMismatch: the collection belongs to another model or dimension.
         """
         size, overlap = self._sizes(chunk_size, chunk_overlap)
-        user_metadata = None if metadata is None else _user_metadata(metadata)
+        user_metadata = None if metadata is None else check_metadata(metadata)
         self.check_store(store)
         prepared = self.prepare_file(store, path, source or path.name, user_metadata, size, overlap)
         if prepared.result is not None:
@@ -358,7 +365,7 @@ class IngestPipeline:
             EmbeddingMismatch: the collection belongs to another model or dimension.
         """
         size, overlap = self._sizes(chunk_size, chunk_overlap)
-        user_metadata = None if metadata is None else _user_metadata(metadata)
+        user_metadata = None if metadata is None else check_metadata(metadata)
         self.check_store(store)
 
         def prepare(path: Path, source: str) -> Prepared:

@@ -5,23 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import ServicesDep
-from app.schemas import HitOut, SearchRequest, SearchResponse, problems
-from core.types import Hit
+from app.mapping import hit_out
+from app.schemas import SearchRequest, SearchResponse, problems
 
 router = APIRouter(tags=["search"])
-
-
-def hit_out(hit: Hit) -> HitOut:
-    """Convert a store hit to the API model."""
-    return HitOut(
-        chunk_id=hit.chunk.id,
-        document_id=hit.chunk.document_id,
-        filename=hit.chunk.source,
-        page=hit.chunk.page,
-        heading_path=hit.chunk.heading_path,
-        text=hit.chunk.text,
-        score=hit.score,
-    )
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse, responses=problems(404))

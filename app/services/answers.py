@@ -22,6 +22,7 @@ from prompts.templates import TemplateRegistry
 from prompts.tokenizers import HFTokenizer, Tokenizer, tokenizer_for
 from vectorstores.base import Filter
 
+from .observer import NullObserver, ServiceObserver
 from .search import SearchService
 
 CITATION_MARK = re.compile(r"\[(\d{1,3})\]")
@@ -139,14 +140,14 @@ class AnswerService:
         registry: TemplateRegistry,
         gate: GenerationGate,
         settings: Settings,
+        observer: ServiceObserver | None = None,
     ) -> None:
         self._search = search
         self._generators = generators
         self._registry = registry
         self.gate = gate
         self._settings = settings
-        self.observe_generation: Callable[[float], None] = lambda seconds: None
-        """Called with each generation's seconds (the metrics hook it to a histogram)."""
+        self._observer: ServiceObserver = observer or NullObserver()
 
     @property
     def registry(self) -> TemplateRegistry:
@@ -239,7 +240,7 @@ class AnswerService:
             "completion_tokens": completion_tokens,
             "total_tokens": report.prompt_tokens + completion_tokens,
         }
-        self.observe_generation(generation_s)
+        self._observer.answer_generated(generation_s)
         total_s = time.perf_counter() - prepared.started
         timings = {
             "retrieval_ms": round(prepared.retrieval_s * 1000, 1),
