@@ -36,7 +36,6 @@ import numpy.typing as npt
 
 from core.errors import (
     ConfigurationError,
-    EmbeddingMismatch,
     EmptyDocument,
     IngestError,
     InvalidRequest,
@@ -66,7 +65,7 @@ from ingest.results import (
     file_sha256,
     summarise,
 )
-from vectorstores.base import VectorStore
+from vectorstores.base import VectorStore, check_embedding
 
 __all__ = [
     "FileResult",
@@ -169,17 +168,13 @@ class IngestPipeline:
         Raises:
             EmbeddingMismatch: the collection's model or dimension differs from the embedder's.
         """
-        if (store.embedding_model, store.dimension) != (
+        check_embedding(
+            store.name,
+            store.embedding_model,
+            store.dimension,
             self.embedder.model_name,
             self.embedder.dimension,
-        ):
-            raise EmbeddingMismatch(
-                f"collection '{store.name}' holds vectors of {store.embedding_model} "
-                f"({store.dimension} dimensions) but the embedder is "
-                f"{self.embedder.model_name} ({self.embedder.dimension}); ingest into a "
-                "collection made with this model",
-                {"collection": store.name, "embedding_model": store.embedding_model},
-            )
+        )
 
     def _sizes(self, chunk_size: int | None, chunk_overlap: int | None) -> tuple[int, int]:
         size = self.chunk_size if chunk_size is None else chunk_size

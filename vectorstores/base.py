@@ -38,6 +38,7 @@ __all__ = [
     "Vector",
     "VectorStore",
     "VectorStoreClient",
+    "check_embedding",
     "check_vectors",
 ]
 
@@ -191,3 +192,25 @@ def check_vectors(vectors: Vector, n: int, dimension: int, collection: str) -> V
     norms[norms == 0] = 1.0
     normalised: Vector = arr / norms
     return normalised
+
+
+def check_embedding(name: str, model: str, dimension: int, want_model: str, want_dim: int) -> None:
+    """Raise ``EmbeddingMismatch`` unless a collection's model and dimension are the wanted ones.
+
+    The one check of its kind: stores opening a collection, the ingestion pipeline and the
+    app's collection service all call it, so a mismatch reads the same wherever it is found.
+    """
+    from core.errors import EmbeddingMismatch
+
+    if model != want_model or dimension != want_dim:
+        raise EmbeddingMismatch(
+            f"collection '{name}' was created for {model} ({dimension} dimensions), not "
+            f"{want_model} ({want_dim} dimensions); use that model or another collection",
+            {
+                "collection": name,
+                "embedding_model": model,
+                "dimension": dimension,
+                "requested_model": want_model,
+                "requested_dimension": want_dim,
+            },
+        )

@@ -38,11 +38,10 @@ from core.errors import (
     InvalidRequest,
 )
 from core.types import Chunk, DocumentRecord, Hit
-from vectorstores.base import CollectionInfo, Filter, Vector, check_vectors
+from vectorstores.base import CollectionInfo, Filter, Vector, check_embedding, check_vectors
 from vectorstores.common import (
     RESERVED_SUFFIX,
     check_dimension,
-    check_embedding,
     check_top_k,
     chunk_order,
     clean_chunks,

@@ -42,22 +42,6 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-def check_embedding(name: str, model: str, dimension: int, want_model: str, want_dim: int) -> None:
-    """Raise ``EmbeddingMismatch`` unless a collection's model and dimension are the wanted ones."""
-    if model != want_model or dimension != want_dim:
-        raise EmbeddingMismatch(
-            f"collection '{name}' was created for {model} ({dimension} dimensions), not "
-            f"{want_model} ({want_dim} dimensions); use that model or another collection",
-            {
-                "collection": name,
-                "embedding_model": model,
-                "dimension": dimension,
-                "requested_model": want_model,
-                "requested_dimension": want_dim,
-            },
-        )
-
-
 def check_dimension(dimension: int) -> int:
     """Return ``dimension`` if it is a positive int, else raise ``InvalidRequest``."""
     if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension <= 0:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.settings import Settings
+from app.settings import SecuritySettings, Settings
 from core.errors import InvalidRequest, LimitExceeded
 from core.types import Hit
 from llms.base import Completion, GenerationParams, Generator
@@ -130,6 +130,25 @@ class GeneratorHolder:
             self._generator.close()
 
 
+def check_limits(limits: SecuritySettings, request: AnswerRequest) -> None:
+    """Refuse a question or a history longer than the security settings allow.
+
+    Raises:
+        LimitExceeded: over ``RAG_SECURITY__MAX_QUESTION_CHARS`` characters of question or
+            ``RAG_SECURITY__MAX_HISTORY_MESSAGES`` history messages.
+    """
+    if len(request.question) > limits.max_question_chars:
+        raise LimitExceeded(
+            f"the question is {len(request.question)} characters; at most "
+            f"{limits.max_question_chars} are accepted (RAG_SECURITY__MAX_QUESTION_CHARS)"
+        )
+    if len(request.history) > limits.max_history_messages:
+        raise LimitExceeded(
+            f"{len(request.history)} history messages; at most "
+            f"{limits.max_history_messages} are accepted (RAG_SECURITY__MAX_HISTORY_MESSAGES)"
+        )
+
+
 class AnswerService:
     """Retrieval-augmented answering over a collection."""
 
@@ -159,17 +178,7 @@ class AnswerService:
         return self._generators.get().model_name
 
     def _check(self, request: AnswerRequest) -> None:
-        limits = self._settings.security
-        if len(request.question) > limits.max_question_chars:
-            raise LimitExceeded(
-                f"the question is {len(request.question)} characters; at most "
-                f"{limits.max_question_chars} are accepted (RAG_SECURITY__MAX_QUESTION_CHARS)"
-            )
-        if len(request.history) > limits.max_history_messages:
-            raise LimitExceeded(
-                f"{len(request.history)} history messages; at most "
-                f"{limits.max_history_messages} are accepted (RAG_SECURITY__MAX_HISTORY_MESSAGES)"
-            )
+        check_limits(self._settings.security, request)
         wanted = request.llm.model
         if wanted and self._generators.backend == "hf_local" and wanted != self.model_name():
             raise InvalidRequest(
