@@ -29,11 +29,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from core.errors import InvalidRequest
 from core.types import Chunk, MetadataValue
-from ingest.base import LoadedDocument, Section
+from ingest.base import ChunkTokenizer, LoadedDocument, Section, Span
 
 HEADING_SEPARATOR = " > "
 RESERVED_METADATA = frozenset(
@@ -41,36 +41,9 @@ RESERVED_METADATA = frozenset(
 )
 """Chunk metadata keys set by ingestion; user metadata cannot override them."""
 
-Span = tuple[int, int]
 _SENTENCE_END = re.compile(r"[.!?…。][\"'”’)\]»]*$")
 _CLOSERS = "\"'”’)]»"
 _MAX_RESPLITS = 8
-
-
-@runtime_checkable
-class ChunkTokenizer(Protocol):
-    """The embedding model's tokenizer, as chunking needs it.
-
-    Attributes:
-        special_tokens: Tokens the model adds to every text (``[CLS]``, ``[SEP]``: 2).
-    """
-
-    special_tokens: int
-
-    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Return, per text, the character span of each token (special tokens excluded)."""
-
-
-class WhitespaceTokenizer:
-    """A tokenizer of whitespace-separated words, for tests and for embedders without one."""
-
-    def __init__(self, special_tokens: int = 2) -> None:
-        """Count ``special_tokens`` extra tokens per text, as a model would."""
-        self.special_tokens = special_tokens
-
-    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Return the span of every whitespace-separated word of each text."""
-        return [[m.span() for m in re.finditer(r"\S+", text)] for text in texts]
 
 
 class HFChunkTokenizer:

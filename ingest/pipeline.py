@@ -42,12 +42,10 @@ from core.errors import (
     UnreadableDocument,
 )
 from core.types import Chunk, DocumentRecord, MetadataValue, embedding_text
-from ingest.base import Embedder
+from ingest.base import ChunkTokenizer, Embedder
 from ingest.batching import BatchRun, Prepared, Progress, Stages, commit
 from ingest.chunking import (
     RESERVED_METADATA,
-    ChunkTokenizer,
-    WhitespaceTokenizer,
     check_chunk_size,
     chunk_document,
     document_id_for,
@@ -76,20 +74,11 @@ __all__ = [
     "content_version",
     "check_metadata",
     "file_sha256",
-    "tokenizer_for",
 ]
 
 logger = logging.getLogger(__name__)
 
 _EMBED_SLICE = 128
-
-
-def tokenizer_for(embedder: Embedder) -> ChunkTokenizer:
-    """Return the embedder's ``chunk_tokenizer``, else an approximation by whitespace words."""
-    tokenizer = getattr(embedder, "chunk_tokenizer", None)
-    if isinstance(tokenizer, ChunkTokenizer):
-        return tokenizer
-    return WhitespaceTokenizer(special_tokens=embedder.count_tokens(""))
 
 
 def check_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
@@ -138,7 +127,7 @@ class IngestPipeline:
             chunk_size: Default tokens per chunk, heading path and special tokens included.
             chunk_overlap: Default tokens shared by consecutive chunks.
             limits: Bounds on loading one file.
-            tokenizer: Overrides the embedder's tokenizer for chunking (see ``tokenizer_for``).
+            tokenizer: Overrides the embedder's ``chunk_tokenizer`` for chunking.
             cache: Vectors already computed, by embedded text and model (none by default).
             workers: Threads that hash, parse and chunk files ahead of the embedder.
             prefetch: Most files parsed ahead of the one being embedded (bounds memory).
@@ -155,9 +144,9 @@ class IngestPipeline:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.limits = limits
-        self.tokenizer = tokenizer or tokenizer_for(embedder)
+        self.tokenizer = tokenizer or embedder.chunk_tokenizer
         self.cache = cache
-        self.cache_namespace = str(getattr(embedder, "cache_namespace", embedder.model_name))
+        self.cache_namespace = embedder.cache_namespace
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
         self.group_chunks = max(1, group_chunks)

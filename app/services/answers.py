@@ -19,7 +19,7 @@ from llms.queue import GenerationGate, iterate_in_thread
 from prompts.budget import PackedPrompt
 from prompts.render import build_prompt, extract_final_answer
 from prompts.templates import TemplateRegistry
-from prompts.tokenizers import HFTokenizer, Tokenizer, tokenizer_for
+from prompts.tokenizers import Tokenizer, tokenizer_for
 from vectorstores.base import Filter
 
 from .observer import NullObserver, ServiceObserver
@@ -111,17 +111,9 @@ class GeneratorHolder:
         return self._generator
 
     def tokenizer(self) -> Tokenizer:
-        """The prompt tokenizer of the generator: its own when it has one, else by backend."""
+        """The tokenizer that counts the generator's prompts (its ``tokenizer_spec``)."""
         if self._tokenizer is None:
-            generator = self.get()
-            own = getattr(generator, "prompt_tokenizer", None)
-            hf = getattr(generator, "tokenizer", None)
-            if own is not None:
-                self._tokenizer = own
-            elif hf is not None and hasattr(hf, "apply_chat_template"):
-                self._tokenizer = HFTokenizer(hf, name=generator.model_name)
-            else:
-                self._tokenizer = tokenizer_for(self.backend, generator.model_name)
+            self._tokenizer = tokenizer_for(self.get().tokenizer_spec)
         return self._tokenizer
 
     def close(self) -> None:

@@ -10,9 +10,8 @@ from hypothesis import strategies as st
 
 from core.errors import InvalidRequest
 from core.types import embedding_text
-from ingest.base import LoadedDocument, Section
+from ingest.base import LoadedDocument, Section, WhitespaceTokenizer
 from ingest.chunking import (
-    WhitespaceTokenizer,
     check_chunk_size,
     chunk_document,
     document_id_for,

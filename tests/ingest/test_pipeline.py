@@ -30,6 +30,7 @@ class CountingEmbedder:
         self.dimension = inner.dimension
         self.max_seq_length = inner.max_seq_length
         self.chunk_tokenizer = inner.chunk_tokenizer
+        self.cache_namespace = inner.cache_namespace
         self.texts: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
