@@ -28,6 +28,7 @@ from app.routers import (
 from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
 from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
+from app.ui.site import install_ui
 
 log = logging.getLogger(__name__)
 API_VERSION = "0.1.0"
@@ -117,4 +118,6 @@ def create_app(settings: Settings | None = None, components: Components | None =
     app.include_router(metrics_router)
     for module in (collections, documents, jobs, search, answers, prompts, openai_compat):
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
+    if settings.server.ui:
+        install_ui(app)
     return app

@@ -30,6 +30,9 @@ class ServerSettings(BaseModel):
         default_factory=list, description="Origins allowed by CORS; empty turns CORS off."
     )
     request_timeout_s: float = Field(120.0, description="Requests running longer are answered 504.")
+    ui: bool = Field(
+        True, description="Serve the web page at /ui/ (GET / redirects there); false: API only."
+    )
 
 
 class IngestSettings(BaseModel):

@@ -8,7 +8,7 @@ set -euo pipefail
 what=${1:-test}
 
 runtime=()
-test_only=()
+test_only=(chromium)  # the web page tests drive it with Playwright (tests/ui)
 packages=("${runtime[@]}")
 [ "$what" = test ] && packages+=("${test_only[@]}")
 [ ${#packages[@]} -eq 0 ] && exit 0

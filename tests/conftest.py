@@ -25,6 +25,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ui-screenshots",
+        default=None,
+        help="Folder for the web page tests' screenshots (docs/ refreshes the README's); "
+        "default: each test's tmp_path.",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point RAG_DATA_DIR at the test's own folder, so no test touches ./data."""

@@ -1,0 +1,1 @@
+"""The web page: static files served by the API itself under ``/ui/`` (see ``site.py``)."""
