@@ -164,6 +164,11 @@ class TimedEmbedder:
         self.chunk_tokenizer = inner.chunk_tokenizer
         self.cache_namespace = inner.cache_namespace
 
+    @property
+    def backend_info(self) -> dict[str, str]:
+        """The wrapped embedder's backends now (the query backend may change)."""
+        return self.inner.backend_info
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed documents' chunks, timing the call."""
         started = time.perf_counter()

@@ -151,6 +151,7 @@ class CachedEmbedder:
         self.max_seq_length = inner.max_seq_length
         self.chunk_tokenizer = inner.chunk_tokenizer
         self.cache_namespace = inner.cache_namespace
+        self.backend_info = inner.backend_info
         self.vectors = VectorCache(folder / "ours.npz")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

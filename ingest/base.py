@@ -80,6 +80,13 @@ class Embedder(Protocol):
         """The model's tokenizer as chunking needs it (``WhitespaceTokenizer`` approximates)."""
 
     @property
+    def backend_info(self) -> dict[str, str]:
+        """The numeric backends in use, as ``/readyz`` shows them.
+
+        ``backend`` and ``query_backend``; empty for an embedder with no choice of backend.
+        """
+
+    @property
     def cache_namespace(self) -> str:
         """What an embedding cache keys this embedder's vectors by.
 

@@ -272,6 +272,11 @@ class SentenceTransformerEmbedder:
         return session
 
     @property
+    def backend_info(self) -> dict[str, str]:
+        """The documents' and the queries' backends now."""
+        return {"backend": self.backend, "query_backend": self.query_backend}
+
+    @property
     def query_backend(self) -> str:
         """The backend queries run on now (the documents' until a query export is ready)."""
         return self._query_backend

@@ -30,6 +30,7 @@ class HashEmbedder:
         self.max_seq_length = 256
         self.chunk_tokenizer = WhitespaceTokenizer(special_tokens=2)
         self.cache_namespace = self.model_name
+        self.backend_info: dict[str, str] = {}
         self.embed_calls = 0
         self.embedded_texts = 0
 

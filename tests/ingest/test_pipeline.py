@@ -31,6 +31,7 @@ class CountingEmbedder:
         self.max_seq_length = inner.max_seq_length
         self.chunk_tokenizer = inner.chunk_tokenizer
         self.cache_namespace = inner.cache_namespace
+        self.backend_info = inner.backend_info
         self.texts: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
