@@ -29,6 +29,7 @@ from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
 from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
 from app.ui.site import install_ui
+from core.errors import RagError
 
 log = logging.getLogger(__name__)
 API_VERSION = "0.1.0"
@@ -64,6 +65,9 @@ class Loader:
                 components = dataclasses.replace(components, embedder=timed, observer=self.metrics)
             services = build_services(self.settings, components)
             self.services = services
+        except RagError as exc:  # our own errors say what to do: one line, no traceback
+            log.error("start-up failed: %s: %s", type(exc).__name__, exc.message)
+            self.error = f"{type(exc).__name__}: {exc.message}"
         except Exception as exc:  # noqa: BLE001 - reported through /readyz and the log
             log.exception("start-up failed")
             self.error = f"{type(exc).__name__}: {exc}"

@@ -121,14 +121,47 @@ class ChromaSettings(BaseModel):
     )
 
 
+class PgVectorSettings(BaseModel):
+    """The PostgreSQL + pgvector backend."""
+
+    url: str = Field(
+        "",
+        description=(
+            "libpq URI of the database, e.g. postgresql://user:password@host:5432/ragserver "
+            "(a unix socket: postgresql://user@/ragserver?host=/var/run/postgresql)."
+        ),
+    )
+    db_schema: str = Field(
+        "ragserver", description="PostgreSQL schema holding ragserver's tables (created at start)."
+    )
+    pool_size: int = Field(
+        8, ge=1, description="Most connections to PostgreSQL open at once per process (reused)."
+    )
+    connect_timeout_s: int = Field(
+        5,
+        ge=1,
+        description="Seconds to wait for a new or a free connection before answering 503.",
+    )
+    hnsw_m: int = Field(16, ge=2, description="HNSW graph degree of new collections' indexes.")
+    hnsw_ef_construction: int = Field(
+        64, ge=4, description="HNSW build breadth of new collections' indexes."
+    )
+    hnsw_ef_search: int = Field(
+        64, ge=1, le=1000, description="HNSW search breadth (raised to top_k + 1 when larger)."
+    )
+
+
 class VectorStoreSettings(BaseModel):
     """Which vector store backend, and its options."""
 
-    backend: Literal["memory", "faiss", "chroma"] = Field(
+    backend: Literal["memory", "faiss", "chroma", "pgvector"] = Field(
         "faiss", description="Vector store backend."
     )
     faiss: FaissSettings = Field(default_factory=FaissSettings, description="FAISS options.")
     chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Chroma options.")
+    pgvector: PgVectorSettings = Field(
+        default_factory=PgVectorSettings, description="PostgreSQL + pgvector options."
+    )
 
 
 class RetrievalSettings(BaseModel):

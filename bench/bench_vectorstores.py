@@ -3,8 +3,12 @@
 Usage::
 
     .venv/bin/python bench/bench_vectorstores.py [--sizes 10000 100000]
-        [--backends faiss-flat faiss-hnsw memory chroma] [--queries 200]
-        [--out bench/results/vectorstores.md]
+        [--backends faiss-flat faiss-hnsw memory chroma pgvector] [--queries 200]
+        [--pg-url postgresql://...] [--out bench/results/vectorstores.md]
+
+``pgvector`` runs against ``--pg-url``, or else a PostgreSQL 16 + pgvector started from the
+``pgserver`` wheel for the run (local unix socket); each run writes a schema of its own and
+drops its collection afterwards (the empty schema ``bench_<pid>`` stays).
 
 Data: 384-dimensional unit vectors in documents of 10 chunks, each chunk with a ``group``
 (0-99) metadata value. Like embeddings of related texts, vectors are clustered (one centre per
@@ -19,6 +23,7 @@ chunks (median of 5) at each size.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import shutil
@@ -49,6 +54,7 @@ BACKENDS: dict[str, tuple[str, dict[str, object]]] = {
     "faiss-hnsw": ("faiss", {"index": "hnsw", "hnsw_m": 32, "hnsw_ef_search": 64}),
     "memory": ("memory", {}),
     "chroma": ("chroma", {}),
+    "pgvector": ("pgvector", {"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 64}),
 }
 
 
@@ -137,8 +143,40 @@ def bench_one(
         }
         return row, results
     finally:
+        client.delete_collection("bench")
         client.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def start_pgserver() -> str:
+    """Start a throw-away PostgreSQL 16 + pgvector (stopped and deleted at exit)."""
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    folder.chmod(0o755)  # the server may run as pgserver's own user
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after pgserver stops it (LIFO)
+    server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    return str(server.get_uri())
+
+
+def pg_versions(args: argparse.Namespace) -> list[str]:
+    if "pgvector" not in args.backends:
+        return []
+    import psycopg
+
+    with psycopg.connect(str(BACKENDS["pgvector"][1]["url"])) as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version'), "
+            "(SELECT extversion FROM pg_extension WHERE extname = 'vector')"
+        ).fetchone()
+    assert row is not None
+    pgvector = BACKENDS["pgvector"][1]
+    where = "--pg-url" if args.pg_url else "pgserver on a unix socket, sharing the CPUs"
+    return [
+        f"pgvector: PostgreSQL {row[0]}, pgvector {row[1]} ({where}), "
+        f"HNSW m={pgvector['hnsw_m']}, ef_construction={pgvector['hnsw_ef_construction']}, "
+        f"ef_search={pgvector['hnsw_ef_search']}.",
+    ]
 
 
 def markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
@@ -155,12 +193,13 @@ def markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "",
         f"`{' '.join(sys.argv)}` on {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, faiss {faiss.__version__}, chromadb {chroma_version}.",
+        *pg_versions(args),
         f"{DIM}-d clustered unit vectors, documents of {PER_DOC} chunks, {args.queries} queries "
         f"(stored vectors plus noise), top_k={TOP_K}; the filter matches 1% of the chunks.",
         "",
-        "| backend | chunks | insert (s) | search p50 (ms) | search p99 (ms) "
-        "| filtered p50 (ms) | recall@10 | delete 1 doc (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | chunks | insert (s) | insert (chunks/s) | search p50 (ms) "
+        "| search p99 (ms) | filtered p50 (ms) | recall@10 | delete 1 doc (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         recall = (
@@ -169,7 +208,8 @@ def markdown(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             else (f"{r['recall']:.3f}" if r["recall"] is not None else "-")
         )
         head.append(
-            f"| {r['backend']} | {r['chunks']:,} | {r['insert_s']:.1f} | {r['p50']:.2f} "
+            f"| {r['backend']} | {r['chunks']:,} | {r['insert_s']:.1f} "
+            f"| {r['chunks'] / r['insert_s']:,.0f} | {r['p50']:.2f} "
             f"| {r['p99']:.2f} | {r['filtered_p50']:.2f} | {recall} | {r['delete_ms']:.2f} |"
         )
     return "\n".join(head) + "\n"
@@ -180,8 +220,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--pg-url", default="", help="PostgreSQL for pgvector (else pgserver)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/vectorstores.md"))
     args = parser.parse_args()
+    if "pgvector" in args.backends:
+        BACKENDS["pgvector"][1]["url"] = args.pg_url or start_pgserver()
+        BACKENDS["pgvector"][1]["db_schema"] = f"bench_{os.getpid()}"
     rows: list[dict[str, object]] = []
     for size in args.sizes:
         vectors, queries = make_data(size, args.queries)

@@ -23,6 +23,13 @@ COMPOSE_FIXED = (
     "RAG_VECTORSTORE__BACKEND",
     "RAG_VECTORSTORE__CHROMA__URL",
 )
+# docker-compose.pgvector.yml sets these for its api service.
+PGVECTOR_COMPOSE_FIXED = (
+    "RAG_DATA_DIR",
+    "RAG_SERVER__PORT",
+    "RAG_VECTORSTORE__BACKEND",
+    "RAG_VECTORSTORE__PGVECTOR__URL",
+)
 # Where the Dockerfile decides instead of the setting's default.
 IMAGE_NOTES = {"RAG_SERVER__HOST": "The image's CMD serves on all interfaces (--host 0.0.0.0)."}
 
@@ -42,6 +49,11 @@ HEADER = """\
 # API_PORT=8000
 # Start the optional services of these profiles with a plain `docker compose up`.
 # COMPOSE_PROFILES=ollama
+
+# ==== docker-compose.pgvector.yml: PostgreSQL + pgvector instead of Chroma ====
+# `docker compose -f docker-compose.pgvector.yml up -d` needs the password of its database
+# user (URL-safe characters: letters, digits, - . _ ~); it wires the api to the database.
+# POSTGRES_PASSWORD=
 
 # ==== the ollama profile: answer with a local OpenAI-compatible server ====
 # `docker compose --profile ollama up -d` starts ollama and pulls RAG_LLM__MODEL into it.
@@ -84,8 +96,17 @@ def render() -> str:
         notes = [description]
         if _field(env).get_default(call_default_factory=True) is None:
             notes.append("Unset by default.")
-        if env in COMPOSE_FIXED:
-            notes.append("docker-compose.yml sets it for the api service.")
+        fixed_by = [
+            name
+            for name, fixed in (
+                ("docker-compose.yml", COMPOSE_FIXED),
+                ("docker-compose.pgvector.yml", PGVECTOR_COMPOSE_FIXED),
+            )
+            if env in fixed
+        ]
+        if fixed_by:
+            verb = "sets" if len(fixed_by) == 1 else "set"
+            notes.append(f"{' and '.join(fixed_by)} {verb} it for the api service.")
         if env in IMAGE_NOTES:
             notes.append(IMAGE_NOTES[env])
         lines += [

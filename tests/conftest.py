@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from tests.pg import PgCluster
 
 # Property tests are judged by their examples, not by the speed of a shared machine: no
 # per-example deadline and no "too slow" health check (a test's own @settings adds to this).
@@ -48,3 +52,15 @@ def real_embedder():  # type: ignore[no-untyped-def]
     from ingest.embedders import create_embedder
 
     return create_embedder("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A real PostgreSQL 16 + pgvector (the pgserver wheel), started once per test session."""
+    from tests.pg import PgCluster
+
+    cluster = PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -30,10 +30,17 @@ def _chroma(data_dir: Path, options: Mapping[str, Any]) -> VectorStoreClient:
     return ChromaClient(data_dir, **options)
 
 
+def _pgvector(data_dir: Path, options: Mapping[str, Any]) -> VectorStoreClient:
+    from vectorstores.pgvector_store import PgVectorClient
+
+    return PgVectorClient(data_dir, **options)
+
+
 BACKENDS: dict[str, ClientFactory] = {
     "memory": _memory,
     "faiss": _faiss,
     "chroma": _chroma,
+    "pgvector": _pgvector,
 }
 
 
@@ -43,7 +50,8 @@ def create_client(
     """Build the client of a vector store backend.
 
     Args:
-        backend: A key of ``BACKENDS``: ``"memory"``, ``"faiss"`` or ``"chroma"``.
+        backend: A key of ``BACKENDS``: ``"memory"``, ``"faiss"``, ``"chroma"`` or
+            ``"pgvector"``.
         data_dir: The server's data directory; persistent backends keep their files in a
             sub-folder named after the backend.
         options: The backend's settings section, e.g.

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
+COMPOSE_PGVECTOR = ROOT / "docker-compose.pgvector.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 INSTALL_SH = ROOT / "scripts" / "install.sh"
@@ -127,25 +128,25 @@ def install_script_calls() -> list[list[str]]:
     return calls
 
 
-def compose() -> dict[str, Any]:
-    """docker-compose.yml as data."""
-    data = yaml.safe_load(COMPOSE.read_text())
+def compose(path: Path = COMPOSE) -> dict[str, Any]:
+    """A compose file (docker-compose.yml unless told) as data."""
+    data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     return data
 
 
-def service(name: str) -> dict[str, Any]:
-    """One service of docker-compose.yml."""
-    services = compose()["services"]
-    assert name in services, f"docker-compose.yml has no service {name!r}"
+def service(name: str, path: Path = COMPOSE) -> dict[str, Any]:
+    """One service of a compose file."""
+    services = compose(path)["services"]
+    assert name in services, f"{path.name} has no service {name!r}"
     value = services[name]
     assert isinstance(value, dict)
     return value
 
 
-def service_env(name: str) -> dict[str, str]:
+def service_env(name: str, path: Path = COMPOSE) -> dict[str, str]:
     """A service's ``environment`` (mapping form)."""
-    value = service(name).get("environment", {})
+    value = service(name, path).get("environment", {})
     assert isinstance(value, dict), "write environment as a mapping"
     return {str(k): str(v) for k, v in value.items()}
 

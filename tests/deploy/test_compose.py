@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from importlib.metadata import version
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,13 +17,14 @@ CHROMA_DATA = "/data"  # persist_path in the image's /config.yaml (Chroma 1.x)
 OLLAMA_PORT = 11434
 
 
-def test_validates_against_the_compose_specification() -> None:
+@pytest.mark.parametrize("path", [df.COMPOSE, df.COMPOSE_PGVECTOR], ids=lambda p: p.name)
+def test_validates_against_the_compose_specification(path: Path) -> None:
     result = subprocess.run(
         [
             str(df.VENV_BIN / "check-jsonschema"),
             "--builtin-schema",
             "vendor.compose-spec",
-            str(df.COMPOSE),
+            str(path),
         ],
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from app.main import create_app
 from app.settings import describe_settings
 from tests.deploy import deployfiles as df
 
-FILES = [df.DOCKERFILE, df.COMPOSE, df.ENV_EXAMPLE]
+FILES = [df.DOCKERFILE, df.COMPOSE, df.COMPOSE_PGVECTOR, df.ENV_EXAMPLE]
 QUOTED_PATH = re.compile(r"'(/[\w./-]*)'")  # '/readyz' in the healthcheck one-liner
 HEALTH_PATH = re.compile(r"(/(?:readyz|healthz)\b)")
 

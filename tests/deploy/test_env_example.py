@@ -64,3 +64,8 @@ def test_uncommenting_a_default_changes_nothing(monkeypatch: pytest.MonkeyPatch)
 def test_compose_fixed_settings_are_the_ones_compose_sets() -> None:
     compose_env = {k for k in df.service_env("api") if k.startswith("RAG_")}
     assert set(env_example.COMPOSE_FIXED) == compose_env
+
+
+def test_pgvector_compose_fixed_settings_are_the_ones_it_sets() -> None:
+    compose_env = {k for k in df.service_env("api", df.COMPOSE_PGVECTOR) if k.startswith("RAG_")}
+    assert set(env_example.PGVECTOR_COMPOSE_FIXED) == compose_env

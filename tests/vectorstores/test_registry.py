@@ -15,11 +15,11 @@ from vectorstores.registry import BACKENDS, create_client
 
 
 def test_known_backends() -> None:
-    assert sorted(BACKENDS) == ["chroma", "faiss", "memory"]
+    assert sorted(BACKENDS) == ["chroma", "faiss", "memory", "pgvector"]
 
 
 def test_unknown_backend_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="chroma, faiss, memory"):
+    with pytest.raises(ConfigurationError, match="chroma, faiss, memory, pgvector"):
         create_client("qdrant", tmp_path, {})
 
 
@@ -48,7 +48,7 @@ def test_faiss_options_from_settings(tmp_path: Path) -> None:
 def test_importing_the_registry_imports_no_backend_library() -> None:
     code = (
         "import sys, vectorstores.registry, vectorstores.filters, vectorstores.memory; "
-        "print(sorted(m for m in ('faiss', 'chromadb') if m in sys.modules))"
+        "print(sorted(m for m in ('faiss', 'chromadb', 'psycopg') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
