@@ -105,9 +105,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             mode=args.mode,
         )
         for rank, hit in enumerate(outcome.hits, 1):
-            meta = hit.chunk.metadata
-            where = meta.get("heading_path") or ""
-            print(f"{rank:2d}. {hit.score:.3f}  {meta.get('source')}  {where}")
+            chunk = hit.chunk
+            print(f"{rank:2d}. {hit.score:.3f}  {chunk.source}  {chunk.heading_path}")
             print("    " + hit.chunk.text[:200].replace("\n", " "))
     finally:
         services.close()
@@ -170,7 +169,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             outcome = services.search.search(
                 args.collection, question, top_k=args.top_k, mode=args.mode
             )
-            return [str(hit.chunk.metadata.get("source", "")) for hit in outcome.hits]
+            return [hit.chunk.source for hit in outcome.hits]
 
         answer: Callable[[str], str] | None = None
         if args.answer:
