@@ -23,6 +23,13 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # ---- runtime: the virtual environment only, run by a non-root user ----
 FROM python:3.11-slim AS runtime
 
+# The Debian packages the server uses (Tesseract and its English data, for OCR) come from
+# scripts/system_deps.sh, the one list that make run and the tests install from too; it is
+# mounted for this step only, so the image keeps nothing of the source tree.
+RUN --mount=type=bind,source=scripts/system_deps.sh,target=/tmp/system_deps.sh \
+    bash /tmp/system_deps.sh runtime \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 ragserver \
     && useradd --system --no-log-init --uid 10001 --gid ragserver \
        --create-home --home-dir /home/ragserver ragserver \

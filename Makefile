@@ -1,9 +1,9 @@
 # Two commands on a fresh machine: `make run` serves, `make test` tests. Each installs what it
 # needs into .venv first; the install is skipped while pyproject.toml is unchanged (the stamp's
-# name holds its hash). Debian packages come from scripts/system_deps.sh (only what is missing).
+# name holds its hash; the client's clients/python/pyproject.toml counts too). Debian packages come from scripts/system_deps.sh (only what is missing).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-HASH   := $(shell sha256sum pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
+HASH   := $(shell sha256sum pyproject.toml clients/python/pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
 STAMP  := $(VENV)/.installed-dev-$(HASH)
 BSTAMP := $(VENV)/.installed-bench-$(HASH)
 export HF_HUB_OFFLINE := 1

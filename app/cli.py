@@ -68,6 +68,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     """Ingest files and folders into a collection."""
+    from app.unchanged_ingest import unchanged_summary
+    from ingest.cli import format_summary
+
+    include = args.include or settings.ingest.include
+    exclude = args.exclude or settings.ingest.exclude
+    paths = [Path(p) for p in args.paths]
+    nothing_to_do = unchanged_summary(settings, paths, args.collection, include, exclude)
+    if nothing_to_do is not None:  # every file is stored as it is: no model to load
+        print(format_summary(nothing_to_do))
+        return 0
     from app.services.container import build_collections, build_embedder, build_pipeline
     from core.errors import CollectionNotFound
     from ingest.cli import run_ingest
@@ -199,6 +209,15 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Make a collection mirror a folder over a running server's HTTP API."""
+    from app import sync
+
+    host = settings.server.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return sync.run(args, f"http://{host}:{settings.server.port}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ragserver", description=__doc__)
@@ -243,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--answer", action="store_true", help="also generate answers; report containment"
     )
     evaluation.set_defaults(func=cmd_eval)
+
+    from app.sync import add_parser
+
+    add_parser(sub)
+    sub.choices["sync"].set_defaults(func=cmd_sync)
     return parser
 
 

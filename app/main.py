@@ -19,6 +19,7 @@ from app.routers import (
     answers,
     collections,
     documents,
+    embeddings,
     health,
     jobs,
     openai_compat,
@@ -120,7 +121,8 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    for module in (collections, documents, jobs, search, answers, prompts, openai_compat):
+    routers = (collections, documents, jobs, search, answers, prompts, openai_compat, embeddings)
+    for module in routers:
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     if settings.server.ui:
         install_ui(app)

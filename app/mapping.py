@@ -17,6 +17,9 @@ from app.schemas import (
     CitationOut,
     CollectionOut,
     DocumentOut,
+    EmbeddingItem,
+    EmbeddingList,
+    EmbeddingUsage,
     FileError,
     FileResultOut,
     HitOut,
@@ -27,6 +30,7 @@ from app.schemas import (
     UploadResult,
 )
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions, Prepared, citations_for
+from app.services.embeddings import Embeddings
 from app.services.jobs import Job
 from core.errors import IngestError, RagError
 from core.types import Chunk, DocumentRecord, Hit
@@ -95,6 +99,7 @@ def file_result_out(result: FileResult) -> FileResultOut:
         error=FileError(type=result.error_type or "IngestError", message=result.error or "")
         if failed
         else None,
+        warnings=list(result.warnings),
     )
 
 
@@ -173,4 +178,14 @@ def preview_response(prepared: Prepared) -> PreviewResponse:
         usage=packed.report.to_dict(),
         citations=[CitationOut(**asdict(c)) for c in citations_for(prepared, "")],
         template=packed.template,
+    )
+
+
+def embedding_list(result: Embeddings, encoding_format: str) -> EmbeddingList:
+    """Convert embedded inputs to the OpenAI-compatible list, as floats or base64."""
+    vectors = result.encoded(encoding_format)
+    return EmbeddingList(
+        data=[EmbeddingItem(index=i, embedding=v) for i, v in enumerate(vectors)],
+        model=result.model,
+        usage=EmbeddingUsage(prompt_tokens=result.tokens, total_tokens=result.tokens),
     )

@@ -73,6 +73,11 @@ class FileResultOut(BaseModel):
     status: Literal["created", "unchanged", "replaced", "failed"]
     chunks: int
     error: FileError | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What could not be read although the file was stored (an unreadable "
+        "scanned page), one message each.",
+    )
 
 
 class UploadResult(BaseModel):
@@ -381,3 +386,49 @@ class ModelList(BaseModel):
 
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    input: str | list[Any] = Field(
+        description="A text or a list of texts (token-id arrays are refused: send the text)."
+    )
+    model: str = Field(description="The server's embedding model (GET /v1/collections shows it).")
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float: lists of numbers; base64: little-endian float32 bytes."
+    )
+    dimensions: int | None = Field(
+        None, ge=1, description="Accepted only when it is the model's own dimension."
+    )
+    truncate: bool = Field(
+        False,
+        description="ragserver's extension: cut texts longer than the model reads instead of "
+        "refusing them.",
+    )
+
+
+class EmbeddingItem(BaseModel):
+    """One text's vector."""
+
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    """Tokens the model read, OpenAI style."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    """OpenAI's embeddings response: one unit-length vector per input, in order."""
+
+    object: Literal["list"] = "list"
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingUsage

@@ -37,6 +37,7 @@ READ_ONLY_POSTS = frozenset(
         "/v1/collections/{name}/search",
         "/v1/collections/{name}/query",
         "/v1/chat/completions",
+        "/v1/embeddings",
         "/v1/prompts/preview",
     }
 )

@@ -46,7 +46,42 @@ class IngestSettings(BaseModel):
     max_pdf_pages: int = Field(2000, description="PDFs with more pages are refused.")
     max_parse_seconds: float = Field(120.0, description="Parsing one file may take this long.")
     max_decompressed_mb: float = Field(
-        200.0, description="Largest uncompressed size of a docx (zip) file, in MB."
+        200.0,
+        description="Largest uncompressed size of a docx, pptx, xlsx or epub (zip) file, in MB.",
+    )
+    max_sheet_cells: int = Field(
+        1_000_000, description="Spreadsheets (xlsx) with more non-empty cells are refused."
+    )
+    ocr: bool = Field(
+        True,
+        description=(
+            "Read PDF pages without a text layer and png/jpg/tiff files by OCR (Tesseract); "
+            "off refuses image files and leaves such pages empty."
+        ),
+    )
+    ocr_dpi: int = Field(300, ge=50, le=1200, description="Resolution PDF pages are OCR'd at.")
+    ocr_max_megapixels: float = Field(
+        40.0,
+        gt=0,
+        description=(
+            "Largest image OCR'd, in megapixels: PDF pages render smaller to fit, image files "
+            "over it are refused (413)."
+        ),
+    )
+    ocr_page_seconds: float = Field(
+        60.0, gt=0, description="Longest OCR of one page; the page is then reported unreadable."
+    )
+    ocr_language: str = Field(
+        "eng", description="Tesseract language(s), e.g. eng or eng+deu (packs must be installed)."
+    )
+    ocr_min_text_chars: int = Field(
+        20, ge=0, description="A PDF page whose text layer has fewer characters is OCR'd."
+    )
+    ocr_min_confidence: float = Field(
+        40.0,
+        ge=0,
+        le=100,
+        description="A page OCR'd with a lower mean word confidence (0-100) is unreadable.",
     )
     include: list[str] = Field(
         default_factory=list, description="Glob patterns a file must match (CLI ingest)."
@@ -56,20 +91,62 @@ class IngestSettings(BaseModel):
     )
 
 
+class OpenAIEmbeddingSettings(BaseModel):
+    """The ``openai`` embedding backend: a remote OpenAI-compatible embeddings server."""
+
+    base_url: str | None = Field(
+        None,
+        description="Embeddings server URL ending in /v1 (TEI, vLLM, Infinity, Ollama, another "
+        "ragserver); empty means api.openai.com.",
+    )
+    api_key: str | None = Field(
+        None, description="API key sent as a Bearer token; empty sends a placeholder."
+    )
+    _empty = field_validator("base_url", "api_key", mode="before")(_empty_is_none)
+    batch_size: int = Field(64, ge=1, le=2048, description="Texts per embeddings request.")
+    concurrent_requests: int = Field(
+        4, ge=1, le=64, description="Embeddings requests in flight at once while ingesting."
+    )
+    timeout_s: float = Field(60.0, gt=0, description="Timeout of one embeddings request.")
+    max_retries: int = Field(
+        2, ge=0, description="Retries of a failed request (429, 5xx, network), with backoff."
+    )
+    tokenizer: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Local tokenizer that counts tokens for chunking: the bundled "
+        "all-MiniLM-L6-v2's (BERT WordPiece, exact for a remote all-MiniLM-L6-v2), or a local "
+        "Hugging Face tokenizer folder (or cached hub id). Where the remote model's tokenizer "
+        "differs, chunk sizes are only approximate in its tokens (OpenAI's cl100k_base counts 12% "
+        "more than WordPiece on the Python docs pages of tests/data): keep "
+        "RAG_INGEST__CHUNK_SIZE well below MAX_INPUT_TOKENS; a chunk the remote model still "
+        "finds too long fails its file's ingestion with the server's error.",
+    )
+    max_input_tokens: int = Field(
+        512,
+        ge=16,
+        description="Most tokens the remote model reads (256 for all-MiniLM-L6-v2, 8191 for "
+        "OpenAI's): chunk sizes above it are refused and longer queries are cut to it, both "
+        "counted with TOKENIZER.",
+    )
+
+
 class EmbeddingSettings(BaseModel):
     """The embedding model."""
 
     model: str = Field(
         "all-MiniLM-L6-v2",
-        description="Model name, or a local folder; the bundled all-MiniLM-L6-v2 by default.",
+        description="Model name, or a local folder; the bundled all-MiniLM-L6-v2 by default. "
+        "With backend openai: the remote model's name (text-embedding-3-small, ...).",
     )
-    backend: Literal["auto", "float32", "bfloat16", "onnx-float32", "onnx-int8"] = Field(
+    backend: Literal["auto", "float32", "bfloat16", "onnx-float32", "onnx-int8", "openai"] = Field(
         "auto",
         description=(
-            "Numeric backend for documents: float32; bfloat16 (1.7x to 2.6x faster on CPUs with "
-            "AMX or AVX512-BF16, cosine 0.9999 to float32); onnx-float32 (ONNX export made once "
-            "under DATA_DIR/cache/onnx, the float32 vectors); onnx-int8 (int8 ONNX export, "
-            "cosine ~0.995); auto picks bfloat16 where the CPU has native bfloat16, else float32."
+            "Numeric backend for documents: float32; bfloat16 (1.7x to 2.6x faster on CPUs "
+            "with AMX or AVX512-BF16, cosine 0.9999 to float32); onnx-float32 (ONNX export "
+            "made once under DATA_DIR/cache/onnx, the float32 vectors); onnx-int8 (int8 ONNX "
+            "export, cosine ~0.995); auto picks bfloat16 where the CPU has native bfloat16, "
+            "else float32; openai embeds documents and queries through a remote "
+            "OpenAI-compatible embeddings server (the openai section's settings)."
         ),
     )
     query_backend: Literal["auto", "same", "onnx-float32"] = Field(
@@ -78,7 +155,8 @@ class EmbeddingSettings(BaseModel):
             "Backend for search queries: same (as documents) or onnx-float32 (the float32 "
             "vectors, ~2x faster for one short query; exported in a background process at "
             "start-up, queries use the documents' backend until it is ready); auto picks "
-            "onnx-float32 where documents are float32 on the CPU, else same."
+            "onnx-float32 where documents are float32 on the CPU, else same. Backend openai "
+            "embeds queries remotely too, and ignores this, BATCH_TOKENS and DEVICE."
         ),
     )
     batch_tokens: int | None = Field(
@@ -102,6 +180,9 @@ class EmbeddingSettings(BaseModel):
     cache_max_mb: float = Field(
         2000.0,
         description="Size bound of the embedding cache in MB; least recently used vectors go.",
+    )
+    openai: OpenAIEmbeddingSettings = Field(
+        default_factory=OpenAIEmbeddingSettings, description="The openai backend's server."
     )
 
 

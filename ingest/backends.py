@@ -30,6 +30,10 @@ on the CPU (identical vectors, and a single query, the case a search waits on, r
 8 concurrent queries 2.3x to 2.5x; 12.8 ms on the query session's two non-spinning threads,
 ``ingest.embedders.query_session``), else ``same``:
 bfloat16 and int8 vectors differ slightly from float32 ones, so their queries stay with them.
+
+Remote backends (``REMOTE_BACKENDS``) replace the sentence-transformers embedder altogether:
+``openai`` embeds documents and queries through an OpenAI-compatible embeddings server
+(``ingest.openai_embedder``); ``ingest.embedders.create_embedder`` builds it by this name.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "BACKENDS",
     "BF16_CPU_FLAGS",
     "QUERY_BACKENDS",
+    "REMOTE_BACKENDS",
     "cpu_flags",
     "native_bf16",
     "resolve_backend",
@@ -53,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "float32", "bfloat16", "onnx-float32", "onnx-int8")
 QUERY_BACKENDS = ("auto", "same", "onnx-float32")
+REMOTE_BACKENDS = ("openai",)
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 _CPUINFO = Path("/proc/cpuinfo")
 

@@ -21,20 +21,31 @@ class Section:
         text: Normalised text (NFC, collapsed whitespace, paragraphs kept as blank lines).
         page: 1-based page number for paged formats (PDF), else None.
         heading_path: Headings above the text, outermost first (``["json", "Basic Usage"]``).
+        table_header: For a table (see ``ingest.tables``), its markdown header (the header
+            row and the ``| --- |`` line), with which ``text`` starts; the rows follow, one a
+            line. None for other text.
+        ocr_confidence: For text read by OCR, the mean word confidence (0 to 100); else None.
     """
 
     text: str
     page: int | None = None
     heading_path: tuple[str, ...] = ()
+    table_header: str | None = None
+    ocr_confidence: float | None = None
 
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """A file turned into text sections, before chunking."""
+    """A file turned into text sections, before chunking.
+
+    ``warnings`` lists what could not be read without failing the file (an unreadable scanned
+    page), one message each, naming the file and the page.
+    """
 
     source: str
     file_type: str
     sections: list[Section] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @runtime_checkable

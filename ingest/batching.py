@@ -44,6 +44,7 @@ class Prepared:
         record: The record to store with the chunks.
         existing: Whether the store had the document before (``replaced``, not ``created``).
         chunks: The chunks to embed and store.
+        warnings: What the loader could not read but stored the file without.
     """
 
     source: str
@@ -53,6 +54,7 @@ class Prepared:
     record: DocumentRecord | None = None
     existing: bool = False
     chunks: list[Chunk] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def commit(store: VectorStore, prepared: Prepared, vectors: Vectors) -> FileResult:
@@ -60,7 +62,13 @@ def commit(store: VectorStore, prepared: Prepared, vectors: Vectors) -> FileResu
     assert prepared.record is not None
     store.replace_document(prepared.record, prepared.chunks, vectors)
     status: FileStatus = "replaced" if prepared.existing else "created"
-    return FileResult(prepared.source, prepared.document_id, status, len(prepared.chunks))
+    return FileResult(
+        prepared.source,
+        prepared.document_id,
+        status,
+        len(prepared.chunks),
+        warnings=tuple(prepared.warnings),
+    )
 
 
 @dataclass(frozen=True)

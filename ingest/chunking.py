@@ -13,7 +13,7 @@ the first word boundary within the last ``chunk_overlap`` tokens of the previous
 overlap is capped at half the room the heading path leaves for text). A heading path longer
 than a quarter of the chunk is cut, and the cut path is what the chunk's metadata records.
 
-Chunk metadata (every value a str, int or bool):
+Chunk metadata (every value a str, int, float or bool):
 
 * ``source``, ``document_id``, ``position`` (0-based, across the document), ``section``
   (index of the section in ``LoadedDocument.sections``);
@@ -21,7 +21,13 @@ Chunk metadata (every value a str, int or bool):
 * ``page``: the 1-based page for paged formats (PDF); the key is absent otherwise, never
   ``None`` or a sentinel;
 * ``start``, ``end``: character offsets into the text of the chunk's *section*, so
-  ``document.sections[section].text[start:end] == chunk.text``.
+  ``document.sections[section].text[start:end] == chunk.text``, except for tables;
+* ``table``: ``True`` on a chunk of a table section (``Section.table_header``). A table is cut
+  between rows only (a row longer than a chunk is the one exception), and every chunk of it
+  is the table's markdown header, a newline, then whole rows (``section_text[start:end]``).
+  Chunks of a table do not overlap;
+* ``ocr``, ``ocr_confidence``: ``True`` and the page's mean word confidence (0 to 100) on
+  text read by OCR; absent otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +43,19 @@ from ingest.base import ChunkTokenizer, LoadedDocument, Section, Span
 
 HEADING_SEPARATOR = " > "
 RESERVED_METADATA = frozenset(
-    {"source", "document_id", "position", "section", "heading_path", "page", "start", "end"}
+    {
+        "source",
+        "document_id",
+        "position",
+        "section",
+        "heading_path",
+        "page",
+        "start",
+        "end",
+        "table",
+        "ocr",
+        "ocr_confidence",
+    }
 )
 """Chunk metadata keys set by ingestion; user metadata cannot override them."""
 
@@ -168,14 +186,8 @@ def check_chunk_size(chunk_size: int, chunk_overlap: int, max_tokens: int) -> No
         )
 
 
-def _section_pieces(
-    section: Section,
-    spans: list[Span],
-    tokenizer: ChunkTokenizer,
-    chunk_size: int,
-    chunk_overlap: int,
-) -> tuple[str, list[Span]]:
-    """Return the section's heading text (cut if very long) and its chunk spans."""
+def _heading_room(section: Section, tokenizer: ChunkTokenizer, chunk_size: int) -> tuple[str, int]:
+    """Return the section's heading text (cut if very long) and the tokens left for text."""
     heading = heading_text(section.heading_path)
     room = chunk_size - tokenizer.special_tokens
     if heading:
@@ -184,6 +196,18 @@ def _section_pieces(
         if len(heading_spans) > cap:
             heading = heading[: heading_spans[cap - 1][1]]
         room -= min(len(heading_spans), cap)
+    return heading, room
+
+
+def _section_pieces(
+    section: Section,
+    spans: list[Span],
+    tokenizer: ChunkTokenizer,
+    chunk_size: int,
+    chunk_overlap: int,
+) -> tuple[str, list[Span]]:
+    """Return the section's heading text (cut if very long) and its chunk spans."""
+    heading, room = _heading_room(section, tokenizer, chunk_size)
     budget = max(1, room)
     overlap = min(chunk_overlap, budget // 2)
     pieces = split_spans(section.text, spans, budget, overlap)
@@ -200,6 +224,72 @@ def _section_pieces(
         budget = max(1, budget - excess)
         pieces = split_spans(section.text, spans, budget, min(overlap, budget // 2))
     return heading, pieces
+
+
+def _pack_rows(
+    text: str, rows: Sequence[Span], row_tokens: Sequence[list[Span]], room: int
+) -> list[Span]:
+    """Group whole rows into spans of at most ``room`` tokens; a longer row is split alone."""
+    pieces: list[Span] = []
+    start: int | None = None
+    used = last_end = 0
+    for (row_start, row_end), tokens in zip(rows, row_tokens, strict=True):
+        if start is not None and (used + len(tokens) > room or len(tokens) > room):
+            pieces.append((start, last_end))
+            start, used = None, 0
+        if len(tokens) > room:
+            shifted = [(row_start + a, row_start + b) for a, b in tokens]
+            pieces.extend(split_spans(text, shifted, room, 0))
+            continue
+        if start is None:
+            start = row_start
+        used, last_end = used + len(tokens), row_end
+    if start is not None:
+        pieces.append((start, last_end))
+    return pieces
+
+
+def _table_pieces(
+    section: Section, header: str, tokenizer: ChunkTokenizer, chunk_size: int
+) -> tuple[str, list[Span]] | None:
+    """Return the heading text and row spans of a table section, each chunk its header first.
+
+    None when the header leaves less than a quarter of the chunk for rows (the table is then
+    chunked as text).
+    """
+    heading, room = _heading_room(section, tokenizer, chunk_size)
+    room -= len(tokenizer.token_spans([header])[0])
+    rows: list[Span] = []
+    position = len(header) + 1
+    for line in section.text[position:].split("\n"):
+        rows.append((position, position + len(line)))
+        position += len(line) + 1
+    row_tokens = tokenizer.token_spans([section.text[a:b] for a, b in rows])
+    for _ in range(_MAX_RESPLITS):
+        if room < chunk_size // 4 or room < 1:
+            return None
+        pieces = _pack_rows(section.text, rows, row_tokens, room)
+        texts = ["\n".join(p for p in (heading, header, section.text[a:b]) if p) for a, b in pieces]
+        excess = max(
+            len(t) + tokenizer.special_tokens - chunk_size for t in tokenizer.token_spans(texts)
+        )
+        if excess <= 0:
+            return heading, pieces
+        room -= excess
+    return None
+
+
+def _chunk_metadata(section: Section, is_table: bool) -> dict[str, MetadataValue]:
+    """Metadata a section gives each of its chunks besides the position keys."""
+    meta: dict[str, MetadataValue] = {}
+    if section.page is not None:
+        meta["page"] = section.page
+    if is_table:
+        meta["table"] = True
+    if section.ocr_confidence is not None:
+        meta["ocr"] = True
+        meta["ocr_confidence"] = section.ocr_confidence
+    return meta
 
 
 def chunk_document(
@@ -228,7 +318,16 @@ def chunk_document(
     all_spans = tokenizer.token_spans([section.text for section in document.sections])
     chunks: list[Chunk] = []
     for index, (section, spans) in enumerate(zip(document.sections, all_spans, strict=True)):
-        heading, pieces = _section_pieces(section, spans, tokenizer, chunk_size, chunk_overlap)
+        table = None
+        if section.table_header:
+            table = _table_pieces(section, section.table_header, tokenizer, chunk_size)
+        if table is not None:
+            heading, pieces = table
+            prefix = f"{section.table_header}\n"
+        else:
+            heading, pieces = _section_pieces(section, spans, tokenizer, chunk_size, chunk_overlap)
+            prefix = ""
+        section_meta = _chunk_metadata(section, table is not None)
         for start, end in pieces:
             position = len(chunks)
             meta: dict[str, MetadataValue] = {
@@ -240,14 +339,13 @@ def chunk_document(
                 "heading_path": heading,
                 "start": start,
                 "end": end,
+                **section_meta,
             }
-            if section.page is not None:
-                meta["page"] = section.page
             chunks.append(
                 Chunk(
                     id=f"{document_id}:{position:05d}",
                     document_id=document_id,
-                    text=section.text[start:end],
+                    text=prefix + section.text[start:end],
                     metadata=meta,
                 )
             )

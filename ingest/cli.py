@@ -21,6 +21,10 @@ def format_summary(summary: IngestSummary) -> str:
         f"seconds: {summary.seconds:.1f}",
         f"chunks per second: {summary.chunks_per_second:.1f}",
     ]
+    warnings = [w for result in summary.results for w in result.warnings]
+    if warnings:
+        lines.append("warnings:")
+        lines.extend(f"  {warning}" for warning in warnings)
     if summary.failed:
         lines.append("failed:")
         # Error messages name their file already; do not say it twice.
@@ -37,7 +41,7 @@ def run_ingest(
     pipeline: IngestPipeline,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> IngestSummary:
     """Ingest files and folders into ``store``, showing a progress bar, and print a summary.
 
@@ -47,7 +51,8 @@ def run_ingest(
         pipeline: The configured pipeline.
         include: Globs a file must match (any of them), if given.
         exclude: Globs that leave a file out.
-        out: Where the summary is printed (the progress bar goes to stderr).
+        out: Where the summary is printed (standard output by default; the progress bar goes
+            to stderr).
 
     Returns:
         The summary; the caller decides the exit status (non-zero when ``failed``).
@@ -56,5 +61,5 @@ def run_ingest(
         store, [Path(p) for p in paths], include=include, exclude=exclude, progress_bar=True
     )
     store.persist()
-    print(format_summary(summary), file=out)
+    print(format_summary(summary), file=out or sys.stdout)
     return summary

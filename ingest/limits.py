@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import FileTooLarge
+from ingest.ocr import OcrOptions
 
 _MB = 1_000_000
 
@@ -18,6 +19,14 @@ class _IngestLimitSettings(Protocol):
     max_pdf_pages: int
     max_parse_seconds: float
     max_decompressed_mb: float
+    max_sheet_cells: int
+    ocr: bool
+    ocr_dpi: int
+    ocr_max_megapixels: float
+    ocr_page_seconds: float
+    ocr_language: str
+    ocr_min_text_chars: int
+    ocr_min_confidence: float
 
 
 @dataclass(frozen=True)
@@ -29,13 +38,18 @@ class LoadLimits:
         max_pdf_pages: PDFs with more pages are refused.
         max_parse_seconds: Parsing one file may take this long (checked between pages,
             paragraphs or records, so one slow library call can overrun it).
-        max_decompressed_bytes: Largest total uncompressed size of a docx (zip) file.
+        max_decompressed_bytes: Largest total uncompressed size of a docx, pptx, xlsx or
+            epub (zip) file.
+        max_sheet_cells: Spreadsheets with more non-empty cells are refused.
+        ocr: Whether and how pages without a text layer and image files are OCR'd.
     """
 
     max_file_bytes: int = 50 * _MB
     max_pdf_pages: int = 2000
     max_parse_seconds: float = 120.0
     max_decompressed_bytes: int = 200 * _MB
+    max_sheet_cells: int = 1_000_000
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
     @classmethod
     def from_settings(cls, settings: _IngestLimitSettings) -> LoadLimits:
@@ -45,6 +59,16 @@ class LoadLimits:
             max_pdf_pages=settings.max_pdf_pages,
             max_parse_seconds=settings.max_parse_seconds,
             max_decompressed_bytes=int(settings.max_decompressed_mb * _MB),
+            max_sheet_cells=settings.max_sheet_cells,
+            ocr=OcrOptions(
+                enabled=settings.ocr,
+                dpi=settings.ocr_dpi,
+                max_pixels=int(settings.ocr_max_megapixels * _MB),
+                page_seconds=settings.ocr_page_seconds,
+                language=settings.ocr_language,
+                min_text_chars=settings.ocr_min_text_chars,
+                min_confidence=settings.ocr_min_confidence,
+            ),
         )
 
 
@@ -77,8 +101,21 @@ class Deadline:
 
 @dataclass(frozen=True)
 class LoadContext:
-    """What a loader gets besides the bytes: the file's name, the limits and the clock."""
+    """What a loader gets besides the bytes: the file's name, the limits and the clock.
+
+    Attributes:
+        name: The file's name, for messages.
+        limits: The bounds.
+        deadline: The parse-time clock.
+        warnings: What a loader could not read but did not fail the file for (an unreadable
+            scanned page); each names the file and the page. They end up in the file's result.
+    """
 
     name: str
     limits: LoadLimits
     deadline: Deadline
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a warning about this file (the message gets the file's name in front)."""
+        self.warnings.append(f"{self.name}: {message}")

@@ -165,6 +165,33 @@ def _docx(data: bytes, ctx: LoadContext) -> list[Section]:
     return load_docx(data, ctx)
 
 
+def _pptx(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_pptx
+
+    return load_pptx(data, ctx)
+
+
+def _xlsx(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_xlsx
+
+    return load_xlsx(data, ctx)
+
+
+def _epub(data: bytes, ctx: LoadContext) -> list[Section]:
+    from ingest.package_loaders import load_epub
+
+    return load_epub(data, ctx)
+
+
+def _image(extension: str) -> Loader:
+    def load(data: bytes, ctx: LoadContext) -> list[Section]:
+        from ingest.scan_loaders import image_loader
+
+        return image_loader(extension)(data, ctx)
+
+    return load
+
+
 LOADERS: dict[str, Loader] = {
     ".txt": _text,
     ".text": _text,
@@ -174,6 +201,14 @@ LOADERS: dict[str, Loader] = {
     ".htm": _html,
     ".pdf": _pdf,
     ".docx": _docx,
+    ".pptx": _pptx,
+    ".xlsx": _xlsx,
+    ".epub": _epub,
+    ".png": _image(".png"),
+    ".jpg": _image(".jpg"),
+    ".jpeg": _image(".jpeg"),
+    ".tif": _image(".tif"),
+    ".tiff": _image(".tiff"),
     ".csv": _csv,
     ".json": _json,
     ".jsonl": _jsonl,
@@ -244,12 +279,19 @@ def load_bytes(
     ctx = LoadContext(source, limits, Deadline(limits.max_parse_seconds, source))
     sections = [section for section in loader(data, ctx) if section.text]
     if not sections:
-        raise EmptyDocument(
-            f"{source}: no text could be extracted (a scanned PDF or image-only document needs "
-            "OCR first)",
-            {"file": source},
-        )
-    return LoadedDocument(source=source, file_type=ext.lstrip("."), sections=sections)
+        raise EmptyDocument(_nothing_read(source, ctx.warnings), {"file": source})
+    return LoadedDocument(
+        source=source, file_type=ext.lstrip("."), sections=sections, warnings=ctx.warnings
+    )
+
+
+def _nothing_read(source: str, warnings: list[str]) -> str:
+    """Say why a file gave no text: the unreadable pages' reasons, if there are any."""
+    if warnings:
+        reasons = "; ".join(w.removeprefix(f"{source}: ") for w in warnings[:3])
+        more = f" (and {len(warnings) - 3} more)" if len(warnings) > 3 else ""
+        return f"{source}: no text could be extracted: {reasons}{more}"
+    return f"{source}: no text could be extracted; there is nothing to index"
 
 
 def file_extension(path: Path, source: str) -> str:

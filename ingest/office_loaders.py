@@ -11,7 +11,8 @@ from typing import Any
 from core.errors import FileTooLarge, UnreadableDocument
 from ingest.base import Section
 from ingest.limits import LoadContext
-from ingest.textutil import SectionBuilder, normalize_text
+from ingest.pdf_pages import PdfPages
+from ingest.textutil import SectionBuilder
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _READ_BLOCK = 1 << 16
@@ -22,7 +23,9 @@ def _unreadable(ctx: LoadContext, reason: str, fix: str) -> UnreadableDocument:
 
 
 def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
-    """Load a PDF as one section per page that has text (``page`` is 1-based).
+    """Load a PDF as sections per page (``page`` is 1-based); see ``ingest.pdf_pages``.
+
+    Pages without a text layer are OCR'd, ruled tables become table sections.
 
     An encrypted PDF is read only when it opens with the empty password (an owner password
     alone); otherwise it is refused.
@@ -60,19 +63,25 @@ def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
             {"file": ctx.name, "pages": page_count, "max_pdf_pages": ctx.limits.max_pdf_pages},
         )
     sections: list[Section] = []
-    for number in range(page_count):
-        ctx.deadline.check()
-        try:
-            text = reader.pages[number].extract_text() or ""
-        except Exception as exc:  # a damaged page stream
-            raise _unreadable(
-                ctx, f"page {number + 1} of the PDF is damaged ({exc})", "repair or re-export it"
-            ) from exc
-        sections.append(Section(normalize_text(text), page=number + 1))
+    pages = PdfPages(data, ctx)
+    try:
+        for number in range(page_count):
+            ctx.deadline.check()
+            try:
+                text = reader.pages[number].extract_text() or ""
+            except Exception as exc:  # a damaged page stream
+                raise _unreadable(
+                    ctx,
+                    f"page {number + 1} of the PDF is damaged ({exc})",
+                    "repair or re-export it",
+                ) from exc
+            sections.extend(pages.sections(number, text))
+    finally:
+        pages.close()
     return sections
 
 
-def _check_zip(data: bytes, ctx: LoadContext) -> None:
+def check_zip(data: bytes, ctx: LoadContext, kind: str = "docx") -> None:
     """Refuse zip bombs: declared sizes over the bound, or entries inflating past it.
 
     Each entry is decompressed through a bounded stream that ignores the size its header
@@ -82,7 +91,7 @@ def _check_zip(data: bytes, ctx: LoadContext) -> None:
 
     def too_large(what: str) -> FileTooLarge:
         return FileTooLarge(
-            f"{ctx.name}: the docx archive {what} the limit of {limit / 1e6:.1f} MB "
+            f"{ctx.name}: the {kind} archive {what} the limit of {limit / 1e6:.1f} MB "
             "uncompressed (a zip bomb?); raise RAG_INGEST__MAX_DECOMPRESSED_MB if it is genuine",
             {"file": ctx.name, "max_decompressed_bytes": limit},
         )
@@ -109,7 +118,7 @@ def _check_zip(data: bytes, ctx: LoadContext) -> None:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise _unreadable(
-            ctx, f"the docx archive is damaged ({exc})", "re-save it in Word"
+            ctx, f"the {kind} archive is damaged ({exc})", f"re-save it as .{kind}"
         ) from exc
 
 
@@ -129,7 +138,7 @@ def _docx_heading_level(paragraph: Any) -> int | None:
 def load_docx(data: bytes, ctx: LoadContext) -> list[Section]:
     """Load a Word document; paragraphs in Heading (or Title) styles make the heading path.
 
-    Tables become one line per row, cells joined by ``" | "``.
+    Tables become markdown table sections (``ingest.tables``), the first row the header.
 
     Raises:
         UnreadableDocument: not a zip archive, not a Word document, or damaged.
@@ -141,7 +150,7 @@ def load_docx(data: bytes, ctx: LoadContext) -> list[Section]:
             "the file is not a Word document (not a zip archive)",
             "save it as .docx from Word, or give it the extension of its real type",
         )
-    _check_zip(data, ctx)
+    check_zip(data, ctx)
     import docx
     from docx.table import Table
 
@@ -155,10 +164,7 @@ def load_docx(data: bytes, ctx: LoadContext) -> list[Section]:
     for block in document.iter_inner_content():
         ctx.deadline.check()
         if isinstance(block, Table):
-            for row in block.rows:
-                cells = [normalize_text(cell.text).replace("\n", " ") for cell in row.cells]
-                builder.add(" | ".join(cells) + "\n")
-            builder.add("\n")
+            builder.table([[cell.text for cell in row.cells] for row in block.rows])
             continue
         level = _docx_heading_level(block)
         if level is not None:

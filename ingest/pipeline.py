@@ -234,7 +234,12 @@ class IngestPipeline:
             updated_at=now,
         )
         return Prepared(
-            source, document_id, record=record, existing=existing is not None, chunks=chunks
+            source,
+            document_id,
+            record=record,
+            existing=existing is not None,
+            chunks=chunks,
+            warnings=document.warnings,
         )
 
     def embed_texts(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

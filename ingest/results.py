@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 from core.errors import IngestError
-from ingest.loaders import LOADERS
+from ingest.chunking import document_id_for
+from ingest.limits import LoadLimits
+from ingest.loaders import LOADERS, check_file, file_extension
+from vectorstores.base import VectorStore
 
 FileStatus = Literal["created", "unchanged", "replaced", "failed"]
 _HASH_BLOCK = 1 << 20
@@ -31,6 +34,8 @@ class FileResult:
         error: Why it failed, fit to show a user (failed only).
         error_type: The error's class name, e.g. ``UnreadableDocument`` (failed only).
         exception: The error itself (failed only), for callers that map it to a status.
+        warnings: What could not be read although the file was stored, e.g. a scanned page
+            OCR could not read; each message names the file and the page.
     """
 
     source: str
@@ -40,6 +45,7 @@ class FileResult:
     error: str | None = None
     error_type: str | None = None
     exception: Exception | None = field(default=None, compare=False, repr=False)
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,35 @@ def content_version(path: Path, chunk_size: int, chunk_overlap: int) -> str:
         while block := handle.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()
+
+
+def unchanged_results(
+    store: VectorStore,
+    files: Sequence[tuple[Path, str]],
+    chunk_size: int,
+    chunk_overlap: int,
+    limits: LoadLimits,
+) -> list[FileResult] | None:
+    """Return ``unchanged`` results if every file is stored with these bytes, else None.
+
+    This is the pipeline's own test (``content_version`` against the stored
+    ``content_hash``, metadata kept), made without an embedder, so an ingest that would change
+    nothing needs no model. Any file that is new, changed, unreadable or refused gives None:
+    the caller then runs the pipeline, which reports it properly.
+    """
+    results: list[FileResult] = []
+    for path, source in files:
+        document_id = document_id_for(source)
+        try:
+            check_file(source, file_extension(path, source), path.stat().st_size, limits)
+            version = content_version(path, chunk_size, chunk_overlap)
+        except (IngestError, OSError):
+            return None
+        existing = store.get_document(document_id)
+        if existing is None or existing.content_hash != version:
+            return None
+        results.append(FileResult(source, document_id, "unchanged", existing.chunk_count))
+    return results
 
 
 def _matches(patterns: Sequence[str], relative: str) -> bool:

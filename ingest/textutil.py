@@ -8,6 +8,7 @@ import unicodedata
 
 from core.errors import UnreadableDocument, UnsupportedFileType
 from ingest.base import Section
+from ingest.tables import table_section
 
 # Magic numbers of binary formats people commonly misname, and what to call them.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -148,6 +149,13 @@ class SectionBuilder:
         while self._stack and self._stack[-1][0] >= level:
             self._stack.pop()
         self._stack.append((level, text))
+
+    def table(self, rows: list[list[str]]) -> None:
+        """Cut the current section and add a table (header row first) as its own section."""
+        self.flush()
+        section = table_section(rows, self.heading_path, self._page)
+        if section is not None:
+            self.sections.append(section)
 
     def flush(self) -> None:
         """Turn the text collected so far into a section, if it holds any."""

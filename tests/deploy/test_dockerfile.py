@@ -68,6 +68,15 @@ def test_the_image_has_only_the_virtual_environment_from_the_build() -> None:
     assert df.env(image)["PATH"].startswith("/opt/venv/bin:")
 
 
+def test_the_image_installs_the_runtime_debian_packages_from_system_deps() -> None:
+    # Tesseract (OCR) is listed once, in scripts/system_deps.sh; the image runs that list.
+    image = df.stages()[-1]
+    runs = [i.args for i in df.dockerfile() if i.keyword == "RUN" and i.stage == image]
+    assert any("system_deps.sh runtime" in run for run in runs)
+    listed = (df.ROOT / "scripts" / "system_deps.sh").read_text()
+    assert re.search(r"^runtime=\(.*\btesseract-ocr\b.*\btesseract-ocr-eng\b", listed, re.M)
+
+
 def test_models_are_offline_and_data_is_a_volume() -> None:
     image_env = df.env(df.stages()[-1])
     assert image_env["HF_HUB_OFFLINE"] == "1"

@@ -82,9 +82,12 @@ def test_make_still_installs_editable_with_dev_extras(tmp_path: Path) -> None:
     assert line
     installs = pip_installs(run_install(tmp_path, ["dev"], {}))
     assert ["-e", ".[dev]"] in [rest for _, rest in installs]
+    # The Python client and both framework extras, for its tests.
+    assert ["-e", "./clients/python[langchain,llama-index]"] in [rest for _, rest in installs]
 
 
 @pytest.mark.parametrize("extras", ["dev,bench"])
 def test_extras_pass_through(tmp_path: Path, extras: str) -> None:
     installs = pip_installs(run_install(tmp_path, [extras, "wheel"], {}))
     assert [f".[{extras}]"] in [rest for _, rest in installs]
+    assert ["./clients/python[langchain,llama-index]"] in [rest for _, rest in installs]

@@ -26,6 +26,7 @@ class LiveServer:
     """``ragserver serve`` in a subprocess; ``url`` once ``/readyz`` answers 200."""
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"server-{self.port}.log"

@@ -1,0 +1,104 @@
+"""What a PDF page becomes besides pypdf's text: tables (pdfplumber) and OCR (pypdfium2).
+
+``PdfPages.sections`` takes the text layer pypdf extracted from a page and returns the page's
+sections: a page with (almost) no text layer is OCR'd; a page with ruled tables is read with
+pdfplumber, its tables as table sections (``ingest.tables``) between the text above and below
+them. Both libraries open the document lazily, only when a page needs them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from ingest.base import Section
+from ingest.limits import LoadContext
+from ingest.scan_loaders import PdfPageRenderer
+from ingest.tables import table_section
+from ingest.textutil import normalize_text
+
+logger = logging.getLogger(__name__)
+
+
+class PdfPages:
+    """One PDF's pages turned into sections; call ``close`` when done."""
+
+    def __init__(self, data: bytes, ctx: LoadContext) -> None:
+        """Keep the PDF's bytes and the load context."""
+        self._data = data
+        self._ctx = ctx
+        self._renderer = PdfPageRenderer(data, ctx)
+        self._plumber: Any = None
+
+    def sections(self, index: int, text: str) -> list[Section]:
+        """Return the sections of page ``index`` (0-based) whose text layer is ``text``."""
+        ocr = self._ctx.limits.ocr
+        page = index + 1
+        if len(text.strip()) < ocr.min_text_chars:
+            if not ocr.enabled:
+                if not text.strip():
+                    self._ctx.warn(
+                        f"page {page} has no text layer and OCR is off (RAG_INGEST__OCR); "
+                        "it was left out"
+                    )
+                return [Section(normalize_text(text), page=page)]
+            section = self._renderer.ocr(index)
+            if section is not None:
+                return [section]
+            return [Section(normalize_text(text), page=page)]
+        try:
+            return self._with_tables(index, text)
+        except Exception:  # pdfminer fails on some pages pypdf reads; keep pypdf's text
+            logger.warning("%s: page %d: table detection failed", self._ctx.name, index + 1)
+            return [Section(normalize_text(text), page=index + 1)]
+
+    def _with_tables(self, index: int, text: str) -> list[Section]:
+        if not self._renderer.has_rulings(index):
+            return [Section(normalize_text(text), page=index + 1)]
+        import pdfplumber
+
+        if self._plumber is None:
+            self._plumber = pdfplumber.open(io.BytesIO(self._data))
+        page = self._plumber.pages[index]
+        try:
+            tables = sorted(page.find_tables(), key=lambda t: t.bbox[1])
+        finally:
+            page.flush_cache()
+        if not tables:
+            return [Section(normalize_text(text), page=index + 1)]
+        return self._table_page(page, tables, index + 1)
+
+    def _table_page(self, page: Any, tables: list[Any], number: int) -> list[Section]:
+        """The text between the tables (outside them), and each table, top to bottom."""
+        boxes = [table.bbox for table in tables]
+
+        def outside(obj: dict[str, Any]) -> bool:
+            x = (obj["x0"] + obj["x1"]) / 2
+            y = (obj["top"] + obj["bottom"]) / 2
+            return not any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
+
+        text_only = page.filter(outside)
+        sections: list[Section] = []
+        top = 0.0
+        for table in [*tables, None]:
+            bottom = page.height if table is None else table.bbox[1]
+            if bottom > top:
+                band = text_only.crop((0, top, page.width, bottom), strict=False)
+                band_text = normalize_text(band.extract_text() or "")
+                if band_text:
+                    sections.append(Section(band_text, page=number))
+            if table is not None:
+                rows = [[cell or "" for cell in row] for row in table.extract()]
+                section = table_section(rows, page=number)
+                if section is not None:
+                    sections.append(section)
+                top = max(top, table.bbox[3])
+        return sections
+
+    def close(self) -> None:
+        """Release the documents opened for tables and OCR."""
+        self._renderer.close()
+        if self._plumber is not None:
+            self._plumber.close()
+            self._plumber = None
