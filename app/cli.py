@@ -162,11 +162,18 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    """Measure retrieval (hit@1, hit@5, MRR@10 by page) and, with --answer, answers."""
+    """Measure retrieval (hit@1, hit@5, MRR@10 by page, 95% intervals); --answer: answers too."""
     from app.services.container import build_services
-    from retrieval.evaluation import evaluate, format_table, load_questions
+    from retrieval.eval_stats import format_intervals, intervals_json
+    from retrieval.evaluation import (
+        evaluate,
+        format_table,
+        load_questions,
+        result_key,
+        select,
+    )
 
-    questions = load_questions(Path(args.questions))
+    questions = select(load_questions(Path(args.questions)), args.split)
     if not args.answer:  # retrieval only: do not load the answering model
         settings = settings.model_copy(
             update={"llm": settings.llm.model_copy(update={"load_at_startup": False})}
@@ -179,7 +186,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             outcome = services.search.search(
                 args.collection, question, top_k=args.top_k, mode=args.mode
             )
-            return [hit.chunk.source for hit in outcome.hits]
+            return [result_key(hit.chunk.metadata) for hit in outcome.hits]
 
         answer: Callable[[str], str] | None = None
         if args.answer:
@@ -198,9 +205,18 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(file=sys.stderr)
         print(format_table([report]))
+        print(
+            f"\nBootstrap 95% intervals ({args.resamples} resamples of the questions, seed "
+            f"{args.seed}):"
+        )
+        print(format_intervals([report], args.resamples, args.seed))
         if args.out:
             data = report.to_json(
-                collection=args.collection, mode=mode, top_k=args.top_k, questions=args.questions
+                collection=args.collection,
+                mode=mode,
+                top_k=args.top_k,
+                questions=args.questions,
+                intervals=intervals_json(report, args.resamples, args.seed),
             )
             Path(args.out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
             print(f"written to {args.out}")
@@ -253,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
 
     evaluation = sub.add_parser("eval", help="measure retrieval on a JSONL question set")
-    evaluation.add_argument("questions", help="JSONL: id, question, source, answer_contains")
+    evaluation.add_argument(
+        "questions", help="JSONL: id, question, source, answer_contains, kind, split"
+    )
     evaluation.add_argument("--collection", default="default")
     evaluation.add_argument("--mode", choices=["dense", "bm25", "hybrid"])
     evaluation.add_argument("--top-k", type=int, default=10, help="chunks retrieved (10)")
@@ -261,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--answer", action="store_true", help="also generate answers; report containment"
     )
+    evaluation.add_argument(
+        "--split", choices=["tune", "confirm"], help="only the questions of this half"
+    )
+    evaluation.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples for the intervals"
+    )
+    evaluation.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
     evaluation.set_defaults(func=cmd_eval)
 
     from app.sync import add_parser

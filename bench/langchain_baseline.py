@@ -1,8 +1,11 @@
 """The baseline: a plain LangChain RAG retrieval pipeline over the same pages.
 
-Page text comes from ``bench.corpus.page_text`` (ragserver's main-body extraction), split by
-``RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=150)``, embedded by
-``HuggingFaceEmbeddings`` over the same bundled all-MiniLM-L6-v2 folder, and indexed in
+Pages are loaded by LangChain's own loaders (``load_native_documents``: ``BSHTMLLoader``, the
+whole page's text as BeautifulSoup gives it, for HTML; ``PyPDFLoader``, one document per page,
+for PDF), or, for the ingestion benchmark, from ``bench.corpus.page_text`` (ragserver's
+main-body extraction); split by ``RecursiveCharacterTextSplitter(chunk_size=1000,
+chunk_overlap=150)``, embedded by ``HuggingFaceEmbeddings`` (``langchain_community``'s, on
+sentence-transformers) over the same bundled all-MiniLM-L6-v2 folder, and indexed in
 LangChain's ``FAISS`` vector store (its defaults: L2 distance on the model's vectors).
 
 Reusable pieces (the ingestion-speed benchmark imports them too)::
@@ -14,7 +17,8 @@ Reusable pieces (the ingestion-speed benchmark imports them too)::
     vs, stats = build_langchain_index(corpus_files(), embeddings)
     sources = langchain_search(vs, "How do I ...?", k=10)   # page sources, best first
 
-Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+Needs the ``bench`` extra: ``pip install -e '.[bench]'`` (``langchain-huggingface`` is not
+used: every release pins ``huggingface_hub<2``, older than the one the project runs).
 """
 
 from __future__ import annotations
@@ -64,7 +68,11 @@ class LangChainStats:
 
 def langchain_embeddings(model_path: str | Path | None = None, device: str = "cpu") -> Any:
     """Return ``HuggingFaceEmbeddings`` over the bundled all-MiniLM-L6-v2 (or ``model_path``)."""
-    from langchain_huggingface import HuggingFaceEmbeddings
+    import warnings
+
+    with warnings.catch_warnings():  # the package's sunset notice
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.embeddings import HuggingFaceEmbeddings
 
     if model_path is None:
         from ingest.embedders import bundled_model_path
@@ -84,6 +92,29 @@ def load_langchain_documents(files: Sequence[tuple[Path, str]]) -> list[Any]:
         Document(page_content=page_text(path, source), metadata={"source": source})
         for path, source in files
     ]
+
+
+def load_native_documents(files: Sequence[tuple[Path, str]], kind: str) -> list[Any]:
+    """Load pages with LangChain's loaders; ``metadata["source"]`` is ours, PDF pages 1-based.
+
+    Args:
+        files: ``(path, source)`` pairs.
+        kind: ``html`` (``BSHTMLLoader``, one document per file) or ``pdf`` (``PyPDFLoader``,
+            one document per page, its ``page`` turned 1-based like ragserver's).
+    """
+    from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader
+
+    documents: list[Any] = []
+    for path, source in files:
+        if kind == "pdf":
+            for page in PyPDFLoader(str(path)).load():
+                page.metadata = {"source": source, "page": int(page.metadata["page"]) + 1}
+                documents.append(page)
+        else:
+            document = BSHTMLLoader(path, open_encoding="utf-8").load()[0]
+            document.metadata = {"source": source}
+            documents.append(document)
+    return documents
 
 
 def build_langchain_index(
@@ -138,5 +169,10 @@ def build_langchain_index(
 
 
 def langchain_search(vectorstore: Any, query: str, k: int = 10) -> list[str]:
-    """Return the source page of each of the ``k`` best chunks for ``query``, best first."""
-    return [str(doc.metadata["source"]) for doc in vectorstore.similarity_search(query, k=k)]
+    """Return the source page of each of the ``k`` best chunks for ``query``, best first.
+
+    A PDF chunk's is ``source#page=N`` (``retrieval.evaluation.result_key``).
+    """
+    from retrieval.evaluation import result_key
+
+    return [result_key(doc.metadata) for doc in vectorstore.similarity_search(query, k=k)]

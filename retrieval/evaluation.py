@@ -6,13 +6,19 @@ question's ``source`` (none if it is not in the top 10). hit@1 is the share with
 hit@5 with rank at most 5, MRR@10 the mean of ``1 / rank`` (0 without a rank). Answer
 containment is the share of answers containing every ``answer_contains`` phrase, compared
 case-insensitively with whitespace collapsed.
+
+Sources of paged files (PDF) are compared by page: a chunk's key is its ``source`` plus
+``#page=N`` (``result_key``), so a question whose ``source`` is ``guide.pdf#page=31`` is a hit
+only on that page, while one whose ``source`` is plain ``guide.pdf`` is a hit on any page.
+Questions may carry a ``split`` (``tune`` or ``confirm``) and a ``corpus``; the report breaks
+the metrics down by split. Bootstrap intervals are in ``retrieval.eval_stats``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +26,7 @@ from typing import Any
 from core.errors import InvalidRequest
 
 MRR_DEPTH = 10
+PAGE_MARK = "#page="
 _SPACE = re.compile(r"\s+")
 
 
@@ -32,6 +39,8 @@ class EvalQuestion:
     source: str
     answer_contains: list[str] = field(default_factory=list)
     kind: str = ""
+    split: str = ""
+    corpus: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class QuestionResult:
         retrieved: Source of each retrieved chunk, best first.
         answer: The generated answer (``--answer`` only).
         contains: The answer contains every expected phrase (``--answer`` only).
+        split: The question's half of the set (``tune``/``confirm``), empty if none.
     """
 
     id: str
@@ -55,6 +65,7 @@ class QuestionResult:
     retrieved: list[str]
     answer: str | None = None
     contains: bool | None = None
+    split: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,12 +93,13 @@ class Metrics:
 
 @dataclass(frozen=True)
 class EvalReport:
-    """The metrics of a run, by kind, and per question."""
+    """The metrics of a run, by kind and by split, and per question."""
 
     label: str
     metrics: Metrics
     by_kind: dict[str, Metrics]
     results: list[QuestionResult]
+    by_split: dict[str, Metrics] = field(default_factory=dict)
 
     def to_json(self, **context: Any) -> dict[str, Any]:
         """A JSON-ready dict: ``context`` (collection, mode...), metrics, by kind, results."""
@@ -96,12 +108,15 @@ class EvalReport:
             "label": self.label,
             "metrics": self.metrics.as_dict(),
             "by_kind": {kind: m.as_dict() for kind, m in sorted(self.by_kind.items())},
+            "by_split": {split: m.as_dict() for split, m in sorted(self.by_split.items())},
             "results": [asdict(r) for r in self.results],
         }
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
     """Read a JSONL file of questions (``id``, ``question``, ``source`` required).
+
+    ``answer_contains``, ``kind``, ``split`` and ``corpus`` are optional.
 
     Raises:
         InvalidRequest: a line is not JSON or lacks a required field.
@@ -120,6 +135,8 @@ def load_questions(path: Path) -> list[EvalQuestion]:
                         source=str(row["source"]),
                         answer_contains=[str(p) for p in row.get("answer_contains", [])],
                         kind=str(row.get("kind", "")),
+                        split=str(row.get("split", "")),
+                        corpus=str(row.get("corpus", "")),
                     )
                 )
             except (ValueError, KeyError, TypeError) as exc:
@@ -129,12 +146,43 @@ def load_questions(path: Path) -> list[EvalQuestion]:
     return questions
 
 
+def result_key(metadata: Mapping[str, Any]) -> str:
+    """The key a retrieved chunk is scored by: its source, plus ``#page=N`` when it has a page."""
+    source = str(metadata.get("source", ""))
+    page = metadata.get("page")
+    return source if page is None else f"{source}{PAGE_MARK}{page}"
+
+
+def same_source(retrieved: str, source: str) -> bool:
+    """Whether a retrieved key answers ``source``; a page-less source accepts any page."""
+    if retrieved == source:
+        return True
+    return PAGE_MARK not in source and retrieved.split(PAGE_MARK, 1)[0] == source
+
+
 def first_rank(retrieved: Sequence[str], source: str, depth: int = MRR_DEPTH) -> int | None:
     """Return the 1-based rank of the first ``source`` among the top ``depth``, or None."""
     for rank, got in enumerate(retrieved[:depth], start=1):
-        if got == source:
+        if same_source(got, source):
             return rank
     return None
+
+
+def select(questions: Sequence[EvalQuestion], split: str | None) -> list[EvalQuestion]:
+    """The questions of one split (all of them when ``split`` is None).
+
+    Raises:
+        InvalidRequest: no question is in that split.
+    """
+    if split is None:
+        return list(questions)
+    chosen = [q for q in questions if q.split == split]
+    if not chosen:
+        found = sorted({q.split for q in questions if q.split})
+        raise InvalidRequest(
+            f"no question has split {split!r}; the file's splits: {found or 'none'}"
+        )
+    return chosen
 
 
 def _collapse(text: str) -> str:
@@ -192,13 +240,16 @@ def evaluate(
                 retrieved=retrieved,
                 answer=text,
                 contains=answer_contains(text, q.answer_contains) if text is not None else None,
+                split=q.split,
             )
         )
         if progress is not None:
             progress(done, len(questions))
     kinds = sorted({r.kind for r in results if r.kind})
     by_kind = {kind: summarize([r for r in results if r.kind == kind]) for kind in kinds}
-    return EvalReport(label, summarize(results), by_kind, results)
+    splits = sorted({r.split for r in results if r.split})
+    by_split = {split: summarize([r for r in results if r.split == split]) for split in splits}
+    return EvalReport(label, summarize(results), by_kind, results, by_split)
 
 
 def format_table(reports: Sequence[EvalReport]) -> str:

@@ -9,7 +9,10 @@ what=${1:-test}
 
 # tesseract-ocr(-eng): OCR of scanned PDF pages and image uploads (ingest/ocr.py).
 runtime=(tesseract-ocr tesseract-ocr-eng)
-test_only=(chromium)  # the web page tests drive it with Playwright (tests/ui)
+test_only=(
+  chromium                                             # the web page tests drive it (tests/ui)
+  python3.11-doc debian-reference-en postgresql-doc-15 # retrieval evaluation corpora (bench/eval)
+)
 packages=("${runtime[@]}")
 [ "$what" = test ] && packages+=("${test_only[@]}")
 [ ${#packages[@]} -eq 0 ] && exit 0

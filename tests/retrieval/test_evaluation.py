@@ -167,3 +167,53 @@ def test_eval_command_with_answers(tiny_collection: Path, tmp_path: Path) -> Non
     assert data["metrics"]["answer_containment"] == pytest.approx(2 / 3)
     assert [r["contains"] for r in data["results"]] == [True, True, False]
     assert all(r["answer"] for r in data["results"])
+
+
+def test_eval_command_scores_pdf_pages_and_splits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import app.services.container as container
+    from tests.ingest.files import make_pdf
+
+    monkeypatch.setattr(container, "build_embedder", lambda settings: HashEmbedder())
+    monkeypatch.setattr(container, "create_generator", lambda *a, **k: EchoGenerator())
+    monkeypatch.setenv("RAG_LLM__LOAD_AT_STARTUP", "false")
+    folder = tmp_path / "pdf"
+    folder.mkdir()
+    pages = [
+        "Penguins waddle across the antarctic ice and dive for krill.",
+        "Volcanoes erupt molten basalt lava from the mantle below.",
+        "Violins have four strings tuned in fifths and a carved spruce top.",
+    ]
+    (folder / "guide.pdf").write_bytes(make_pdf(pages))
+    assert cli.main(["ingest", str(folder), "--collection", "pdfs"]) == 0
+    rows = [
+        ("p1", "penguins krill antarctic ice", "guide.pdf#page=1", "tune"),
+        ("p2", "volcanoes basalt lava mantle", "guide.pdf#page=2", "confirm"),
+        ("p3", "violins strings spruce", "guide.pdf#page=2", "confirm"),  # page 3 answers it
+    ]
+    questions = tmp_path / "pdf.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps({"id": i, "question": q, "source": s, "split": h, "corpus": "guide"}) + "\n"
+            for i, q, s, h in rows
+        )
+    )
+    out = tmp_path / "pdf.json"
+    args = ["eval", str(questions), "--collection", "pdfs", "--mode", "bm25", "--out", str(out)]
+    assert cli.main([*args, "--resamples", "200"]) == 0
+    printed = capsys.readouterr().out
+    assert "Bootstrap 95% intervals (200 resamples" in printed
+    data = json.loads(out.read_text())
+    ranks = {r["id"]: r["rank"] for r in data["results"]}
+    assert ranks["p1"] == 1
+    assert ranks["p2"] == 1
+    assert ranks["p3"] != 1  # the top chunk is page 3, not the page the question names
+    assert data["results"][2]["retrieved"][0] == "guide.pdf#page=3"
+    assert data["by_split"]["tune"]["hit@1"] == 1.0
+    assert data["by_split"]["confirm"]["hit@1"] == 0.5
+    assert set(data["intervals"]) == {"all", "tune", "confirm"}
+    assert data["intervals"]["tune"]["hit@1"] == {"estimate": 1.0, "low": 1.0, "high": 1.0}
+
+    assert cli.main([*args, "--split", "tune"]) == 0
+    assert json.loads(out.read_text())["metrics"]["questions"] == 1
