@@ -163,6 +163,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     """Measure retrieval (hit@1, hit@5, MRR@10 by page, 95% intervals); --answer: answers too."""
+    if args.answers:
+        return cmd_eval_answers(args, settings)
     from app.services.container import build_services
     from retrieval.eval_stats import format_intervals, intervals_json
     from retrieval.evaluation import (
@@ -222,6 +224,45 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             print(f"written to {args.out}")
     finally:
         services.close()
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure answers per answer mode: containment, evidence, citations, abstention, time."""
+    from app.services.answer_eval import evaluate_answers, format_answer_table, load_answer_cases
+    from app.services.answers import AnswerRequest, AnswerResult
+    from app.services.container import build_services
+
+    cases = [
+        case
+        for case in load_answer_cases(Path(args.questions))
+        if args.split is None or case.split == args.split
+    ]
+    for extra in args.unanswerable or []:
+        cases += load_answer_cases(Path(extra))
+    services = build_services(settings)
+    reports = []
+    try:
+        services.search.keywords.wait()
+        for answer_mode in args.answer_mode or [settings.llm.answer_mode]:
+
+            def answer(question: str, answer_mode: str = answer_mode) -> AnswerResult:
+                request = AnswerRequest(question=question, mode=args.mode, answer_mode=answer_mode)
+                return services.answers.answer_sync(args.collection, request)
+
+            def progress(done: int, total: int, answer_mode: str = answer_mode) -> None:
+                print(f"\r{answer_mode}: {done}/{total}", end="", file=sys.stderr, flush=True)
+
+            label = f"{answer_mode} ({services.answers.model_name()})"
+            reports.append(evaluate_answers(cases, answer, label=label, progress=progress))
+            print(file=sys.stderr)
+    finally:
+        services.close()
+    print(format_answer_table(reports))
+    if args.out:
+        data = [r.to_json(collection=args.collection, questions=args.questions) for r in reports]
+        Path(args.out).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        print(f"written to {args.out}")
     return 0
 
 
@@ -286,6 +327,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--resamples", type=int, default=2000, help="bootstrap resamples for the intervals"
     )
     evaluation.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    evaluation.add_argument(
+        "--answers",
+        action="store_true",
+        help="evaluate answers instead of retrieval: containment, evidence, citations, "
+        "abstention, seconds per answer, per answer mode",
+    )
+    evaluation.add_argument(
+        "--answer-mode",
+        action="append",
+        choices=["extractive", "generative", "auto"],
+        help="with --answers: a mode to measure (repeat for several; default the server's)",
+    )
+    evaluation.add_argument(
+        "--unanswerable",
+        action="append",
+        help='with --answers: a JSONL set of questions the documents do not answer ("answerable": '
+        "false); repeatable",
+    )
     evaluation.set_defaults(func=cmd_eval)
 
     from app.sync import add_parser

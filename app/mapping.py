@@ -7,6 +7,7 @@ another router, and no conversion is written twice.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -20,6 +21,7 @@ from app.schemas import (
     EmbeddingItem,
     EmbeddingList,
     EmbeddingUsage,
+    EvidenceOut,
     FileError,
     FileResultOut,
     HitOut,
@@ -155,6 +157,7 @@ def answer_request(body: QueryRequest) -> AnswerRequest:
         mode=body.mode,
         params=body.params,
         llm=LLMOptions(llm.model, llm.temperature, llm.max_tokens) if llm else LLMOptions(),
+        answer_mode=body.answer_mode,
     )
 
 
@@ -167,7 +170,21 @@ def query_response(result: AnswerResult) -> QueryResponse:
         usage=result.usage,
         timings=result.timings,
         model=result.model,
+        **answer_facts(result),
     )
+
+
+def answer_facts(result: AnswerResult) -> dict[str, Any]:
+    """The evidence, mode and abstention of an answer, as response fields."""
+    return {
+        "evidence": [
+            EvidenceOut(citation=e.citation, start=e.start, end=e.end, text=e.text, score=e.score)
+            for e in result.evidence
+        ],
+        "answer_mode": result.answer_mode,
+        "abstained": result.abstained,
+        "confidence": result.confidence,
+    }
 
 
 def preview_response(prepared: Prepared) -> PreviewResponse:

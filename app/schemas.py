@@ -244,6 +244,12 @@ class QueryRequest(BaseModel):
     params: dict[str, str] | None = Field(None, description="Values for template parameters.")
     llm: LLMParams | None = Field(None, description="Model options.")
     stream: bool = Field(False, description="Answer as Server-Sent Events.")
+    answer_mode: Literal["extractive", "generative", "auto"] | None = Field(
+        None,
+        description="extractive: the best evidence sentences, cited, no model call; generative: "
+        "the model writes the answer; auto: extractive with the bundled SmolLM2-135M, generative "
+        "otherwise. The server's default (RAG_LLM__ANSWER_MODE) when omitted.",
+    )
 
 
 class CitationOut(BaseModel):
@@ -260,8 +266,35 @@ class CitationOut(BaseModel):
     cited: bool = Field(description="The answer refers to it as [number].")
 
 
-class QueryResponse(BaseModel):
-    """An answer with citations, token usage and timings."""
+class EvidenceOut(BaseModel):
+    """A sentence of a cited chunk that supports the answer."""
+
+    citation: int = Field(description="The chunk's citation number [n].")
+    start: int = Field(description="Offset of the sentence in the chunk's text (its quote).")
+    end: int = Field(description="Offset just past the sentence: quote[start:end] == text.")
+    text: str
+    score: float = Field(description="Combined embedding and term-overlap score; higher is better.")
+
+
+class AnswerFacts(BaseModel):
+    """How an answer was made: its evidence, the mode used, whether it abstained."""
+
+    evidence: list[EvidenceOut] = Field(
+        default_factory=list, description="The best sentences of the cited chunks, best first."
+    )
+    answer_mode: Literal["extractive", "generative"] = Field(
+        "generative", description="How the answer was made."
+    )
+    abstained: bool = Field(
+        False, description="The passages did not answer the question; no model was called."
+    )
+    confidence: float | None = Field(
+        None, description="Calibrated probability that the passages answer the question."
+    )
+
+
+class QueryResponse(AnswerFacts):
+    """An answer with citations, evidence, token usage and timings."""
 
     answer: str
     reasoning: str | None = None
@@ -335,6 +368,12 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=32768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32768)
+    answer_mode: Literal["extractive", "generative", "auto"] | None = Field(
+        None,
+        description="extractive: the best evidence sentences, cited, no model call; generative: "
+        "the model writes the answer; auto: extractive with the bundled SmolLM2-135M, generative "
+        "otherwise. The server's default (RAG_LLM__ANSWER_MODE) when omitted.",
+    )
 
 
 class ChatChoiceMessage(BaseModel):
@@ -360,7 +399,7 @@ class ChatUsage(BaseModel):
     total_tokens: int
 
 
-class ChatCompletion(BaseModel):
+class ChatCompletion(AnswerFacts):
     """OpenAI's chat completion response, with the sources used in ``sources``."""
 
     id: str

@@ -333,6 +333,27 @@ class LLMSettings(BaseModel):
     concurrency: int = Field(1, description="Generations run at once (hf_local).")
     queue_size: int = Field(8, description="Generations waiting; more are answered 503.")
     load_at_startup: bool = Field(True, description="Load the generator at start-up.")
+    answer_mode: Literal["extractive", "generative", "auto"] = Field(
+        "auto",
+        description="Default answer mode: extractive (the best evidence sentences, cited, no "
+        "model call), generative (the model writes the answer), auto (extractive with the "
+        "bundled SmolLM2-135M, generative with any other model).",
+    )
+    evidence_sentences: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Evidence sentences returned with an answer (and quoted by an extractive one).",
+    )
+    abstain_below: float = Field(
+        0.539,
+        ge=0.0,
+        le=1.0,
+        description="Answer that the documents do not say (no model call) when the calibrated "
+        "confidence that the retrieved passages answer the question is below this (chosen on "
+        "the Python-docs dev set: at most 5% of its answerable questions refused); 0 never "
+        "abstains.",
+    )
 
 
 class SecuritySettings(BaseModel):

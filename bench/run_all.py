@@ -34,6 +34,7 @@ ARGS: dict[str, list[str]] = {
     "retrieval": [],
     "ingest": [],
     "search_load": ["--chunks", "100000", "--clients", "8", "--requests", "2000"],
+    "answers": ["--end-to-end"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "vectorstores": ["--sizes", "10000", "--queries", "50"],

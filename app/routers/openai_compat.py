@@ -14,7 +14,9 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import ServicesDep
 from app.errors import status_for
+from app.mapping import answer_facts
 from app.schemas import (
+    AnswerFacts,
     ChatChoice,
     ChatChoiceMessage,
     ChatCompletion,
@@ -73,6 +75,7 @@ def to_answer_request(body: ChatCompletionRequest) -> AnswerRequest:
             temperature=body.temperature,
             max_tokens=body.max_completion_tokens or body.max_tokens,
         ),
+        answer_mode=body.answer_mode,
     )
 
 
@@ -118,6 +121,7 @@ async def openai_stream(
                     finish=item.finish_reason,
                     usage=usage.model_dump(),
                     sources=sources(item),
+                    **AnswerFacts(**answer_facts(item)).model_dump(),
                 )
     except RagError as exc:
         error = {"message": exc.message, "type": type(exc).__name__, "code": status_for(exc)}
@@ -158,6 +162,7 @@ async def chat_completions(
             total_tokens=result.usage["total_tokens"],
         ),
         sources=[CitationOut(**asdict(c)) for c in result.citations],
+        **answer_facts(result),
     )
 
 

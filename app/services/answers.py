@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -22,10 +23,14 @@ from prompts.templates import TemplateRegistry
 from prompts.tokenizers import Tokenizer, tokenizer_for
 from vectorstores.base import Filter
 
+from .evidence import Evidence
 from .observer import NullObserver, ServiceObserver
+from .reader import EvidenceReader, Reading, abstention_answer, extractive_answer, resolve_mode
 from .search import SearchService
 
 CITATION_MARK = re.compile(r"\[(\d{1,3})\]")
+CITED_PIECE = re.compile(r"(?<=\]) ")
+"""Where an answer made of cited sentences may be cut into stream deltas."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class AnswerRequest:
     mode: str | None = None
     params: Mapping[str, str] | None = None
     llm: LLMOptions = field(default_factory=LLMOptions)
+    answer_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,20 @@ class Prepared:
     params: GenerationParams
     retrieval_s: float
     started: float
+    reading: Reading | None = None
+    answer_mode: str = "generative"
+    reading_s: float = 0.0
+
+    @property
+    def without_model(self) -> str | None:
+        """The answer when no model is needed (abstention or extractive mode), else None."""
+        if self.reading is None:
+            return None
+        if self.reading.abstain:
+            return abstention_answer(self.reading.evidence)
+        if self.answer_mode == "extractive":
+            return extractive_answer(self.reading.evidence)
+        return None
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,10 @@ class AnswerResult:
     timings: dict[str, float]
     model: str
     finish_reason: str
+    evidence: list[Evidence] = field(default_factory=list)
+    answer_mode: str = "generative"
+    abstained: bool = False
+    confidence: float | None = None
 
 
 class GeneratorHolder:
@@ -151,9 +175,11 @@ class AnswerService:
         registry: TemplateRegistry,
         gate: GenerationGate,
         settings: Settings,
+        reader: EvidenceReader | None = None,
         observer: ServiceObserver | None = None,
     ) -> None:
         self._search = search
+        self._reader = reader
         self._generators = generators
         self._registry = registry
         self.gate = gate
@@ -222,6 +248,18 @@ class AnswerService:
         )
         return Prepared(packed, outcome.hits, params, retrieval_s, started)
 
+    def prepare_answer(self, collection: str, request: AnswerRequest) -> Prepared:
+        """Retrieve, pack, then read the evidence and settle the answer mode (no model call)."""
+        prepared = self.prepare(collection, request)
+        mode = resolve_mode(request.answer_mode, self._settings.llm.answer_mode, self.model_name())
+        if self._reader is None:
+            return dataclasses.replace(prepared, answer_mode=mode)
+        t0 = time.perf_counter()
+        reading = self._reader.read(request.question, [c.text for c in prepared.packed.chunks])
+        return dataclasses.replace(
+            prepared, reading=reading, answer_mode=mode, reading_s=time.perf_counter() - t0
+        )
+
     def finish(
         self, prepared: Prepared, text: str, completion: Completion | None, generation_s: float
     ) -> AnswerResult:
@@ -241,13 +279,16 @@ class AnswerService:
             "completion_tokens": completion_tokens,
             "total_tokens": report.prompt_tokens + completion_tokens,
         }
-        self._observer.answer_generated(generation_s)
+        if prepared.without_model is None:
+            self._observer.answer_generated(generation_s)
         total_s = time.perf_counter() - prepared.started
         timings = {
             "retrieval_ms": round(prepared.retrieval_s * 1000, 1),
+            "evidence_ms": round(prepared.reading_s * 1000, 1),
             "generation_ms": round(generation_s * 1000, 1),
             "total_ms": round(total_s * 1000, 1),
         }
+        reading = prepared.reading
         return AnswerResult(
             answer=answer,
             reasoning=reasoning,
@@ -256,18 +297,26 @@ class AnswerService:
             timings=timings,
             model=self._generators.get().model_name,
             finish_reason=completion.finish_reason if completion is not None else "stop",
+            evidence=reading.evidence if reading is not None else [],
+            answer_mode=prepared.answer_mode,
+            abstained=reading is not None and reading.abstain,
+            confidence=reading.confidence if reading is not None else None,
         )
 
     def answer_sync(self, collection: str, request: AnswerRequest) -> AnswerResult:
         """Answer on the calling thread (command line, evaluation)."""
-        prepared = self.prepare(collection, request)
+        prepared = self.prepare_answer(collection, request)
+        if prepared.without_model is not None:
+            return self.finish(prepared, prepared.without_model, None, 0.0)
         t0 = time.perf_counter()
         completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
         return self.finish(prepared, completion.text, completion, time.perf_counter() - t0)
 
     async def answer(self, collection: str, request: AnswerRequest) -> AnswerResult:
         """Answer off the event loop, holding a slot of the generation queue."""
-        prepared = await asyncio.to_thread(self.prepare, collection, request)
+        prepared = await asyncio.to_thread(self.prepare_answer, collection, request)
+        if prepared.without_model is not None:
+            return self.finish(prepared, prepared.without_model, None, 0.0)
         async with self.gate.slot():
             t0 = time.perf_counter()
             work = asyncio.ensure_future(
@@ -292,7 +341,10 @@ class AnswerService:
 
         The returned iterator yields text deltas, then one ``AnswerResult``.
         """
-        prepared = await asyncio.to_thread(self.prepare, collection, request)
+        prepared = await asyncio.to_thread(self.prepare_answer, collection, request)
+        text = prepared.without_model
+        if text is not None:
+            return self._single_event_stream(self.finish(prepared, text, None, 0.0))
         slot = self.gate.slot()
         await slot.__aenter__()
         generator = self._generators.get()
@@ -310,6 +362,17 @@ class AnswerService:
                 yield self.finish(prepared, "".join(parts), None, generation_s)
             finally:
                 await slot.__aexit__(None, None, None)
+
+        return events()
+
+    @staticmethod
+    def _single_event_stream(result: AnswerResult) -> AsyncIterator[str | AnswerResult]:
+        """A stream of an answer made without a model: a delta per cited sentence, then itself."""
+
+        async def events() -> AsyncIterator[str | AnswerResult]:
+            for i, piece in enumerate(CITED_PIECE.split(result.answer)):
+                yield piece if i == 0 else " " + piece
+            yield result
 
         return events()
 

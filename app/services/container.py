@@ -24,6 +24,7 @@ from .collections import CollectionService
 from .documents import DocumentService
 from .jobs import JobManager
 from .observer import NullObserver, ServiceObserver
+from .reader import EvidenceReader
 from .search import SearchService
 from .uploads import UploadService
 
@@ -137,6 +138,18 @@ def build_generators(settings: Settings, generator: Generator | None = None) -> 
     return GeneratorHolder(factory, settings.llm.backend)
 
 
+def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
+    """The evidence reader: sentences scored by the embedder and BM25's word tokenizer."""
+    from vectorstores.bm25 import KeywordTokenizer
+
+    return EvidenceReader(
+        embedder,
+        KeywordTokenizer(stopwords=True),
+        sentences=settings.llm.evidence_sentences,
+        abstain_below=settings.llm.abstain_below,
+    )
+
+
 def build_search(
     settings: Settings, collections: CollectionService, embedder: Embedder
 ) -> SearchService:
@@ -199,7 +212,8 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         TemplateRegistry.from_settings(settings.prompts),
         gate,
         settings,
-        observer,
+        reader=build_reader(settings, embedder),
+        observer=observer,
     )
     jobs = JobManager()
     uploads = UploadService(

@@ -57,7 +57,7 @@ def test_query_answers_with_citations_of_prompt_chunks(client: TestClient) -> No
     assert set(usage["tokens_by_part"]) >= {"system", "context", "question"}
     assert usage["completion_tokens"] > 0
     assert usage["estimated"] is True
-    assert set(body["timings"]) == {"retrieval_ms", "generation_ms", "total_ms"}
+    assert set(body["timings"]) == {"retrieval_ms", "evidence_ms", "generation_ms", "total_ms"}
 
 
 def test_query_stream_sends_deltas_then_final_event(client: TestClient) -> None:
@@ -201,7 +201,9 @@ class BlockingGenerator(EchoGenerator):
 
 
 def test_full_generation_queue_answers_503_with_retry_after(settings: Settings) -> None:
-    settings = settings.model_copy(update={"llm": LLMSettings(concurrency=1, queue_size=0)})
+    # An empty collection: abstention is off so the question reaches the model queue.
+    llm = LLMSettings(concurrency=1, queue_size=0, abstain_below=0.0)
+    settings = settings.model_copy(update={"llm": llm})
     gen = BlockingGenerator()
     with running_app(settings, HashEmbedder(), gen) as c:
         results: list[int] = []

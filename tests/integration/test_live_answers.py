@@ -133,6 +133,8 @@ def test_provider_down_is_a_502(tmp_path: Path) -> None:
             "RAG_LLM__BASE_URL": f"{dead.url}/v1",
             "RAG_LLM__MODEL": "rag:default",
             "RAG_LLM__MAX_RETRIES": "0",
+            # An empty collection would abstain without calling the provider.
+            "RAG_LLM__ABSTAIN_BELOW": "0",
         },
     ).start()
     try:
