@@ -49,8 +49,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from app.services.evaluation import answer_contains  # noqa: E402
-from vectorstores.bm25 import KeywordTokenizer  # noqa: E402
 
 from app.services.answer_eval import (  # noqa: E402
     AnswerCase,
@@ -70,6 +68,8 @@ from app.services.evidence import (  # noqa: E402
 from app.services.reader import CONFIDENCE_WEIGHTS  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.corpus import QUESTIONS, load_questions  # noqa: E402
+from retrieval.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.evaluation import answer_contains  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 UNANSWERABLE = HERE / "eval" / "unanswerable_python.jsonl"

@@ -140,7 +140,7 @@ def build_generators(settings: Settings, generator: Generator | None = None) -> 
 
 def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
     """The evidence reader: sentences scored by the embedder and BM25's word tokenizer."""
-    from vectorstores.bm25 import KeywordTokenizer
+    from retrieval.bm25 import KeywordTokenizer
 
     return EvidenceReader(
         embedder,

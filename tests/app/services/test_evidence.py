@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from vectorstores.bm25 import KeywordTokenizer
 
 from app.services.evidence import EvidenceWeights, select_evidence
 from app.services.reader import (
@@ -16,6 +15,7 @@ from app.services.reader import (
     extractive_answer,
     resolve_mode,
 )
+from retrieval.bm25 import KeywordTokenizer
 from tests.fakes import HashEmbedder
 
 CHUNKS = [
