@@ -223,6 +223,21 @@ def ask(page: Page, question: str) -> None:
     box.press("Enter")
 
 
+def ask_page(
+    server: LiveServer, browser: Browser, api: httpx.Client, collection: str
+) -> tuple[PageRecord, list[dict[str, object]]]:
+    """A collection of the two small files, the page open on it, and the query bodies it sends."""
+    create_collection(api, collection, {"library.txt": FACT, "harbour.txt": OTHER})
+    record = open_page(browser, server.url, collection=collection)
+    expect(record.page.get_by_test_id("document-row")).to_have_count(2)
+    queries: list[dict[str, object]] = []
+    record.page.on(
+        "request",
+        lambda r: queries.append(r.post_data_json) if r.url.endswith("/query") else None,
+    )
+    return record, queries
+
+
 def test_ask_streams_the_answer_with_citations_evidence_and_budget(
     server: LiveServer,
     browser: Browser,
@@ -230,15 +245,8 @@ def test_ask_streams_the_answer_with_citations_evidence_and_budget(
     generator: GatedGenerator,
     shots: Path,
 ) -> None:
-    create_collection(api, "ui-ask", {"library.txt": FACT, "harbour.txt": OTHER})
-    record = open_page(browser, server.url, collection="ui-ask")
+    record, queries = ask_page(server, browser, api, "ui-ask")
     page = record.page
-    expect(page.get_by_test_id("document-row")).to_have_count(2)
-    queries: list[dict[str, object]] = []
-    page.on(
-        "request",
-        lambda r: queries.append(r.post_data_json) if r.url.endswith("/query") else None,
-    )
 
     # Shift+Enter is a new line, not a question.
     box = page.get_by_test_id("question-input")
@@ -295,8 +303,9 @@ def test_ask_streams_the_answer_with_citations_evidence_and_budget(
     )
     chunk = api.get(f"/collections/ui-ask/documents/{library['id']}/chunks").json()["chunks"][0]
     expect(page.locator("#detail-text")).to_have_text(chunk["text"])
-    marked = {m.lower() for m in page.locator("#detail-text mark").all_text_contents()}
-    assert marked == {"secret", "code", "archive", "vault"}
+    words = page.locator("#detail-text mark:not(.evidence)").all_text_contents()
+    assert {m.lower() for m in words} == {"secret", "code", "archive", "vault"}
+    expect(page.get_by_test_id("answer-mode")).to_have_text("generative answer")
     screenshot(page, shots, "ui-answer", full_page=True)
 
     # The prompt preview shows the exact messages and calls no model.
@@ -498,4 +507,66 @@ def test_a_refused_question_says_why_in_a_sentence(
     expect(page.get_by_role("alert")).to_have_text(answer.text_content() or "")
     expect(page.get_by_test_id("ask-button")).to_be_enabled()
     assert_clean(record, allowed_statuses=(422,))
+    record.context.close()
+
+
+def evidence_of(api: httpx.Client, collection: str, question: str) -> dict[str, object]:
+    resp = api.post(
+        f"/collections/{collection}/query",
+        json={"question": question, "answer_mode": "extractive"},
+    )
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def test_evidence_spans_are_marked_and_an_unanswered_question_abstains(
+    server: LiveServer, browser: Browser, api: httpx.Client, generator: GatedGenerator
+) -> None:
+    record, queries = ask_page(server, browser, api, "ui-evidence")
+    page = record.page
+    calls = len(generator.calls)
+    page.get_by_label("Answer mode").select_option("extractive")
+    ask(page, QUESTION)
+    answer = page.get_by_test_id("answer")
+    expect(answer).to_have_attribute("aria-busy", "false")
+    assert queries[-1]["answer_mode"] == "extractive"
+    expect(page.get_by_test_id("answer-mode")).to_have_text("extractive answer")
+    expect(page.get_by_test_id("abstained")).to_have_count(0)
+    assert len(generator.calls) == calls  # extractive: no model call
+
+    # The same question through the API: the page marks exactly its evidence, at its offsets.
+    body = evidence_of(api, "ui-evidence", QUESTION)
+    assert not body["abstained"]
+    evidence = body["evidence"]
+    assert isinstance(evidence, list)
+    assert evidence
+    best = evidence[0]
+    own = [e for e in evidence if e["citation"] == best["citation"]]
+    spans = sorted(own, key=lambda e: e["start"])
+    citation = page.locator(f"#citation-1-{best['citation']}")
+    expect(citation.locator("blockquote")).to_have_text(best["text"])
+    citation.get_by_role("button").click()
+    expect(page.get_by_test_id("citation-detail")).to_be_visible()
+    marks = page.locator("#detail-text mark.evidence")
+    expect(marks).to_have_count(len(spans))
+    assert marks.all_text_contents() == [e["text"] for e in spans]
+    chunk = next(c for c in body["citations"] if c["number"] == best["citation"])["quote"]
+    assert [chunk[e["start"] : e["end"]] for e in spans] == [e["text"] for e in spans]
+    # Question words stay marked, inside the evidence too.
+    inside = page.locator("#detail-text mark.evidence mark").all_text_contents()
+    assert "vault" in {m.lower() for m in inside}
+
+    # A question the documents do not answer: a plain sentence, the closest passages listed.
+    unanswered = "Which bakery sells the best sourdough bread in Lisbon?"
+    assert evidence_of(api, "ui-evidence", unanswered)["abstained"] is True
+    ask(page, unanswered)
+    expect(answer).to_have_count(2)
+    expect(answer.last).to_have_attribute("aria-busy", "false")
+    expect(page.get_by_test_id("abstained")).to_have_count(1)
+    expect(page.get_by_test_id("abstained")).to_contain_text("The documents do not say")
+    turn = page.locator(".turn").last
+    expect(turn.get_by_test_id("answer-mode")).to_have_text("extractive answer")
+    assert turn.get_by_test_id("citation").count() > 0
+    assert len(generator.calls) == calls
+    assert_clean(record)
     record.context.close()

@@ -5,6 +5,9 @@ import { $, clear, el } from "./dom.js";
 import { citationList, Evidence } from "./evidence.js";
 import { bindPreview, previewPrompt, showUsage } from "./budget.js";
 
+const ABSTAINED =
+  "The documents do not say: none of the passages answers this question. The closest passages are listed below.";
+
 export class Conversation {
   constructor(page) {
     this.page = page;
@@ -62,10 +65,12 @@ export class Conversation {
     const role = $("role").value.trim();
     const topK = $("top-k").value;
     const mode = $("mode").value;
+    const answerMode = $("answer-mode").value;
     if (strategy) body.strategy = strategy;
     if (role) body.role = role;
     if (topK) body.top_k = Number(topK);
     if (mode) body.mode = mode;
+    if (answerMode) body.answer_mode = answerMode;
     return body;
   }
 
@@ -112,9 +117,20 @@ export class Conversation {
     if (result.reasoning) {
       item.append(el("details", { class: "reasoning" }, el("summary", {}, "Reasoning"), el("div", {}, result.reasoning)));
     }
-    item.append(citationList(result.citations, turn, question, this.evidence));
+    if (result.abstained) {
+      item.append(el("p", { class: "abstained", "data-testid": "abstained", role: "note" }, ABSTAINED));
+    }
+    item.append(citationList(result.citations, turn, question, this.evidence, result.evidence || []));
     const t = result.timings || {};
-    item.append(el("p", { class: "meta" }, `${result.model} · ${result.usage.completion_tokens} tokens · ${Math.round(t.total_ms || 0)} ms`));
+    const confidence = typeof result.confidence === "number" ? ` · confidence ${result.confidence.toFixed(2)}` : "";
+    item.append(
+      el(
+        "p",
+        { class: "meta" },
+        el("span", { "data-testid": "answer-mode" }, `${result.answer_mode || "generative"} answer`),
+        `${confidence} · ${result.model} · ${result.usage.completion_tokens} tokens · ${Math.round(t.total_ms || 0)} ms`,
+      ),
+    );
     showUsage(result.usage);
   }
 
