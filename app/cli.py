@@ -272,8 +272,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.answers:
         return cmd_eval_answers(args, settings)
     from app.services.container import build_services
-    from app.services.eval_stats import format_intervals, intervals_json
-    from app.services.evaluation import (
+    from retrieval.eval_stats import format_intervals, intervals_json
+    from retrieval.evaluation import (
         evaluate,
         format_table,
         load_questions,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from app.docs_pages import install_docs
 from app.errors import register_error_handlers
 from app.logs import configure_logging
-from app.metrics import Metrics, TimedEmbedder, wire_services
+from app.metrics import Metrics, TimedEmbedder
 from app.metrics import router as metrics_router
 from app.middleware import install_middleware
 from app.routers import (
@@ -64,10 +64,8 @@ class Loader:
             if self.metrics is not None:
                 embedder = components.embedder or build_embedder(self.settings)
                 timed = TimedEmbedder(embedder, self.metrics)
-                components = dataclasses.replace(components, embedder=timed)
+                components = dataclasses.replace(components, embedder=timed, observer=self.metrics)
             services = build_services(self.settings, components)
-            if self.metrics is not None:
-                wire_services(self.metrics, services)
             self.services = services
         except RagError as exc:  # our own errors say what to do: one line, no traceback
             log.error("start-up failed: %s: %s", type(exc).__name__, exc.message)

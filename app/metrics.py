@@ -1,18 +1,15 @@
 """Prometheus metrics, one registry per app (several apps in one process do not clash).
 
-The answer service and the generation queue report through the ``Metrics`` object the app
-holds in ``app.state.metrics`` (also ``services.extras["metrics"]`` once loaded)::
-
-    with metrics.generation_seconds.time():
-        ...  # generate
-    metrics.track_generation_queue(lambda: gate.depth, lambda: gate.active)
+The middleware counts requests; the services report ingestion, generation and the
+generation queue through ``Metrics``' ``ServiceObserver`` methods (``file_ingested``,
+``answer_generated``, ``watch_generation_queue``): the app hands its ``Metrics`` to
+``build_services`` as the observer. ``TimedEmbedder`` times the embedder's calls.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +24,7 @@ from prometheus_client import (
 )
 
 from ingest.base import Embedder
+from ingest.results import FileResult
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 UNMATCHED_ROUTE = "unmatched"
@@ -135,29 +133,27 @@ class Metrics:
         if active is not None:
             self.generation_active.set_function(active)
 
+    def file_ingested(self, result: FileResult) -> None:
+        """``ServiceObserver``: count an uploaded file's outcome."""
+        self.observe_ingest(result.status, result.chunk_count, result.error_type)
+
+    def answer_generated(self, seconds: float) -> None:
+        """``ServiceObserver``: record a generation's duration."""
+        self.observe_generation(seconds)
+
+    def watch_generation_queue(
+        self, depth: Callable[[], float], active: Callable[[], float]
+    ) -> None:
+        """``ServiceObserver``: read the generation queue at each scrape."""
+        self.track_generation_queue(depth, active)
+
     def render(self) -> bytes:
         """Return the registry in the Prometheus text format."""
         return generate_latest(self.registry)
 
 
-def wire_services(metrics: Metrics, services: Any) -> None:
-    """Connect the loaded services to ``metrics``.
-
-    ``services.extras["metrics"]`` gets the object; the answer service's generation gate (its
-    ``gate`` with ``depth`` and ``active``) feeds the queue gauges; an answer service with an
-    ``observe_generation`` attribute gets ``metrics.observe_generation`` to call per answer.
-    """
-    services.extras["metrics"] = metrics
-    answers = getattr(services, "answers", None)
-    gate = getattr(answers, "gate", None)
-    if gate is not None and hasattr(gate, "depth") and hasattr(gate, "active"):
-        metrics.track_generation_queue(lambda: gate.depth, lambda: gate.active)
-    if answers is not None and hasattr(answers, "observe_generation"):
-        answers.observe_generation = metrics.observe_generation
-
-
 class TimedEmbedder:
-    """Wraps an ``Embedder`` to time its calls; every other attribute is the wrapped one's."""
+    """Wraps an ``Embedder`` to time its calls; it is an ``Embedder`` with the same answers."""
 
     def __init__(self, inner: Embedder, metrics: Metrics) -> None:
         self.inner = inner
@@ -165,9 +161,13 @@ class TimedEmbedder:
         self.model_name = inner.model_name
         self.dimension = inner.dimension
         self.max_seq_length = inner.max_seq_length
+        self.chunk_tokenizer = inner.chunk_tokenizer
+        self.cache_namespace = inner.cache_namespace
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    @property
+    def backend_info(self) -> dict[str, str]:
+        """The wrapped embedder's backends now (the query backend may change)."""
+        return self.inner.backend_info
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed documents' chunks, timing the call."""

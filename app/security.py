@@ -17,18 +17,18 @@ import hmac
 import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.schemas import Problem
-from core.errors import ConfigurationError, Forbidden, LimitExceeded
+from core.errors import ConfigurationError, Forbidden
 
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
-    from app.settings import SecuritySettings, Settings
+    from app.settings import SecuritySettings
 
 PRINCIPAL_SCOPE_KEY = "ragserver.principal"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -274,36 +274,6 @@ def visible_collections(conn: HTTPConnection, names: Iterable[str]) -> list[str]
     """Return the names in ``names`` the caller's key covers, in order."""
     principal = principal_of(conn)
     return [name for name in names if principal.may_use(name)]
-
-
-def check_question(settings: Settings, text: str) -> None:
-    """Refuse (422) a question longer than ``RAG_SECURITY__MAX_QUESTION_CHARS``.
-
-    Raises:
-        LimitExceeded: the question is too long.
-    """
-    limit = settings.security.max_question_chars
-    if len(text) > limit:
-        raise LimitExceeded(
-            f"the question is {len(text)} characters; at most {limit} are accepted "
-            "(RAG_SECURITY__MAX_QUESTION_CHARS)",
-            {"length": len(text), "max_question_chars": limit},
-        )
-
-
-def check_history(settings: Settings, messages: Sequence[Any]) -> None:
-    """Refuse (422) more history messages than ``RAG_SECURITY__MAX_HISTORY_MESSAGES``.
-
-    Raises:
-        LimitExceeded: too many messages.
-    """
-    limit = settings.security.max_history_messages
-    if len(messages) > limit:
-        raise LimitExceeded(
-            f"{len(messages)} history messages; at most {limit} are accepted "
-            "(RAG_SECURITY__MAX_HISTORY_MESSAGES)",
-            {"messages": len(messages), "max_history_messages": limit},
-        )
 
 
 def is_loopback(host: str) -> bool:

@@ -57,7 +57,6 @@ from app.services.answer_eval import (  # noqa: E402
 )
 from app.services.answers import AnswerRequest  # noqa: E402
 from app.services.container import build_services  # noqa: E402
-from app.services.evaluation import answer_contains  # noqa: E402
 from app.services.evidence import (  # noqa: E402
     Evidence,
     EvidenceWeights,
@@ -69,7 +68,8 @@ from app.services.evidence import (  # noqa: E402
 from app.services.reader import CONFIDENCE_WEIGHTS  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.corpus import QUESTIONS, load_questions  # noqa: E402
-from vectorstores.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.evaluation import answer_contains  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 UNANSWERABLE = HERE / "eval" / "unanswerable_python.jsonl"

@@ -78,9 +78,9 @@ def corpus(pages: int | None) -> list[tuple[Path, str]]:
 
 
 def evaluate(retrieve: Any) -> dict[str, float]:
-    from app.services.evaluation import evaluate as run_eval
-    from app.services.evaluation import load_questions
     from bench.corpus import QUESTIONS
+    from retrieval.evaluation import evaluate as run_eval
+    from retrieval.evaluation import load_questions
 
     report = run_eval(load_questions(QUESTIONS), retrieve)
     metrics: dict[str, float] = report.metrics.as_dict()
@@ -89,7 +89,8 @@ def evaluate(retrieve: Any) -> dict[str, float]:
 
 def sample_texts(embedder: Any, wanted: int) -> list[str]:
     """``wanted`` real chunks (what the server embeds), up to 6 from every 7th corpus page."""
-    from ingest.chunking import chunk_document, document_id_for, embedding_text
+    from core.types import embedding_text
+    from ingest.chunking import chunk_document, document_id_for
     from ingest.limits import LoadLimits
     from ingest.loaders import load_file
 

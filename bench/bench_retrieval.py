@@ -46,14 +46,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.services.collections import CollectionService  # noqa: E402
-from app.services.evaluation import (  # noqa: E402
-    EvalQuestion,
-    evaluate,
-    load_questions,
-    result_key,
-    select,
-)
-from app.services.keywords import KeywordIndexes  # noqa: E402
 from app.services.search import SearchService  # noqa: E402
 from app.settings import IngestSettings, RetrievalSettings  # noqa: E402
 from bench.eval.corpora import CORPORA, Corpus  # noqa: E402
@@ -61,7 +53,15 @@ from bench.retrieval_cache import CachedEmbedder, Timings, cached_langchain_embe
 from bench.retrieval_report import Run, render, to_json  # noqa: E402
 from ingest.limits import LoadLimits  # noqa: E402
 from ingest.pipeline import IngestPipeline  # noqa: E402
-from vectorstores.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.bm25 import KeywordTokenizer  # noqa: E402
+from retrieval.evaluation import (  # noqa: E402
+    EvalQuestion,
+    evaluate,
+    load_questions,
+    result_key,
+    select,
+)
+from retrieval.keywords import KeywordIndexes  # noqa: E402
 from vectorstores.memory import MemoryClient  # noqa: E402
 
 TOP_K = 10
@@ -158,7 +158,7 @@ def run_ours(
     collections, chunks, ingest_seconds, note = ingest_ours(
         corpus, files, embedder, *chunking, timings
     )
-    keywords = KeywordIndexes(collections, search.tokenizer, None)
+    keywords = KeywordIndexes(collections.get, search.tokenizer, None)
     started = time.perf_counter()
     keywords.get(COLLECTION).refresh()
     index_seconds = time.perf_counter() - started
@@ -295,7 +295,7 @@ def header(args: argparse.Namespace, command: str, wall: float, sizes: dict[str,
         + "; ".join(f"`{name}` {size}" for name, size in sizes.items())
         + f". Questions: {args.split or 'both halves'}. Top {TOP_K} chunks per question; a "
         "hit is the question's page (PDF: its page number); metrics from "
-        "`app/services/evaluation.py`, 95% intervals from a percentile bootstrap over the "
+        "`retrieval/evaluation.py`, 95% intervals from a percentile bootstrap over the "
         f"questions ({args.resamples} resamples, seed {args.seed}; differences: paired).",
         f"Machine: {platform.platform()}, {os.cpu_count()} cores (shared with other work, so "
         f"times are indicative), Python {platform.python_version()}. Whole run: "

@@ -59,7 +59,7 @@ def build_store(data_dir: Path, chunks: int, index: str, seed: int = 0) -> float
     """Write ``chunks`` random unit vectors with short texts into a FAISS collection."""
     import numpy as np
 
-    from vectorstores.base import Chunk, DocumentRecord
+    from core.types import Chunk, DocumentRecord
     from vectorstores.registry import create_client
 
     started = time.perf_counter()

@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from vectorstores.base import Chunk, VectorStore, VectorStoreClient  # noqa: E402
+from core.types import Chunk  # noqa: E402
+from vectorstores.base import VectorStore, VectorStoreClient  # noqa: E402
 from vectorstores.registry import create_client  # noqa: E402
 
 DIM = 384

@@ -171,8 +171,8 @@ def build_langchain_index(
 def langchain_search(vectorstore: Any, query: str, k: int = 10) -> list[str]:
     """Return the source page of each of the ``k`` best chunks for ``query``, best first.
 
-    A PDF chunk's is ``source#page=N`` (``app.services.evaluation.result_key``).
+    A PDF chunk's is ``source#page=N`` (``retrieval.evaluation.result_key``).
     """
-    from app.services.evaluation import result_key
+    from retrieval.evaluation import result_key
 
     return [result_key(doc.metadata) for doc in vectorstore.similarity_search(query, k=k)]

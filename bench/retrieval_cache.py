@@ -86,6 +86,8 @@ class CachedEmbedder:
         self.dimension = inner.dimension
         self.max_seq_length = inner.max_seq_length
         self.chunk_tokenizer = inner.chunk_tokenizer
+        self.cache_namespace = inner.cache_namespace
+        self.backend_info = inner.backend_info
         self.vectors = VectorCache(folder / "ours.npz")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The markdown and JSON of ``bench/bench_retrieval.py``: metrics with intervals, per corpus.
 
 For each corpus: every run's hit@1, hit@5 and MRR@10 over all questions and per half (``tune``,
-``confirm``) with percentile-bootstrap 95% intervals (``app.services.eval_stats``), then each of
+``confirm``) with percentile-bootstrap 95% intervals (``retrieval.eval_stats``), then each of
 our runs minus LangChain's, per half, with paired-bootstrap intervals. The closing table holds
 issue #24's test: on the confirming half of every corpus, the shipping default must beat
 LangChain on hit@1 and MRR@10 and not lose on hit@5, outside the interval of the difference.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.services.eval_stats import (
+from retrieval.eval_stats import (
     METRICS,
     Interval,
     difference_intervals,
@@ -21,7 +21,7 @@ from app.services.eval_stats import (
     metric_intervals,
     split_results,
 )
-from app.services.evaluation import EvalReport
+from retrieval.evaluation import EvalReport
 
 SPLITS: tuple[str | None, ...] = (None, "tune", "confirm")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,32 @@ class LoadedDocument:
 
 
 @runtime_checkable
+class ChunkTokenizer(Protocol):
+    """The embedding model's tokenizer, as chunking needs it.
+
+    Attributes:
+        special_tokens: Tokens the model adds to every text (``[CLS]``, ``[SEP]``: 2).
+    """
+
+    special_tokens: int
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Return, per text, the character span of each token (special tokens excluded)."""
+
+
+class WhitespaceTokenizer:
+    """A tokenizer of whitespace-separated words, for tests and for embedders without one."""
+
+    def __init__(self, special_tokens: int = 2) -> None:
+        """Count ``special_tokens`` extra tokens per text, as a model would."""
+        self.special_tokens = special_tokens
+
+    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
+        """Return the span of every whitespace-separated word of each text."""
+        return [[m.span() for m in re.finditer(r"\S+", text)] for text in texts]
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """Turns text into L2-normalised float32 vectors.
 
@@ -56,6 +85,25 @@ class Embedder(Protocol):
     model_name: str
     dimension: int
     max_seq_length: int
+
+    @property
+    def chunk_tokenizer(self) -> ChunkTokenizer:
+        """The model's tokenizer as chunking needs it (``WhitespaceTokenizer`` approximates)."""
+
+    @property
+    def backend_info(self) -> dict[str, str]:
+        """The numeric backends in use, as ``/readyz`` shows them.
+
+        ``backend`` and ``query_backend``; empty for an embedder with no choice of backend.
+        """
+
+    @property
+    def cache_namespace(self) -> str:
+        """What an embedding cache keys this embedder's vectors by.
+
+        The model, and anything else that changes the vectors it computes (for one, whether
+        the weights run in torch or as an ONNX export).
+        """
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Embed documents' chunks; returns shape ``(len(texts), dimension)``, unit rows."""

@@ -15,22 +15,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from core.errors import IngestError
-from ingest.chunking import document_id_for, embedding_text
-from ingest.results import FileResult, failed_result
-from vectorstores.base import Chunk, DocumentRecord, MetadataValue, VectorStore
-
-if TYPE_CHECKING:
-    from ingest.pipeline import IngestPipeline
+from core.types import Chunk, DocumentRecord, embedding_text
+from ingest.chunking import document_id_for
+from ingest.results import FileResult, FileStatus, failed_result
+from vectorstores.base import VectorStore
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
+Vectors = npt.NDArray[np.float32]
 
 
 @dataclass
@@ -58,6 +57,42 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
+def commit(store: VectorStore, prepared: Prepared, vectors: Vectors) -> FileResult:
+    """Store a prepared file's record, chunks and vectors in one ``replace_document``."""
+    assert prepared.record is not None
+    store.replace_document(prepared.record, prepared.chunks, vectors)
+    status: FileStatus = "replaced" if prepared.existing else "created"
+    return FileResult(
+        prepared.source,
+        prepared.document_id,
+        status,
+        len(prepared.chunks),
+        warnings=tuple(prepared.warnings),
+    )
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What a batch does to each file, bound by the pipeline to one store and its options.
+
+    Attributes:
+        prepare: Hashes, parses and chunks one ``(path, source)`` (runs on worker threads);
+            an ``IngestError`` comes back as a decided ``Prepared``, others are raised.
+        embed: Embeds texts (the cache first, then the model).
+        commit: Stores a prepared file with its vectors.
+        workers: Threads preparing files.
+        prefetch: Most files prepared ahead of the one being embedded.
+        group_chunks: Chunks of consecutive files gathered into one ``embed`` call.
+    """
+
+    prepare: Callable[[Path, str], Prepared]
+    embed: Callable[[Sequence[str]], Vectors]
+    commit: Callable[[Prepared, Vectors], FileResult]
+    workers: int
+    prefetch: int
+    group_chunks: int
+
+
 def prefetched(
     pool: ThreadPoolExecutor, work: Callable[[Any], Prepared], items: Iterable[Any], ahead: int
 ) -> Iterator[Prepared]:
@@ -80,23 +115,15 @@ class BatchRun:
 
     def __init__(
         self,
-        pipeline: IngestPipeline,
-        store: VectorStore,
+        stages: Stages,
         files: Sequence[tuple[Path, str]],
         *,
-        metadata: dict[str, MetadataValue] | None,
-        chunk_size: int,
-        chunk_overlap: int,
         progress: Progress | None,
         on_file_done: Callable[[FileResult], None] | None,
         isolate_errors: bool,
     ) -> None:
-        self._pipeline = pipeline
-        self._store = store
+        self._stages = stages
         self._files = files
-        self._metadata = metadata
-        self._size = chunk_size
-        self._overlap = chunk_overlap
         self._progress = progress
         self._on_file_done = on_file_done
         self._isolate = isolate_errors
@@ -104,11 +131,11 @@ class BatchRun:
 
     def run(self) -> list[FileResult]:
         """Ingest every file; return their results in the order given."""
-        pipeline = self._pipeline
+        stages = self._stages
         group: list[tuple[int, Prepared]] = []
         seen: set[str] = set()
-        with ThreadPoolExecutor(pipeline.workers, thread_name_prefix="ingest-parse") as pool:
-            items = enumerate(prefetched(pool, self._prepare, self._files, pipeline.prefetch))
+        with ThreadPoolExecutor(stages.workers, thread_name_prefix="ingest-parse") as pool:
+            items = enumerate(prefetched(pool, self._prepare, self._files, stages.prefetch))
             for index, first in items:
                 prepared = first
                 if prepared.document_id in seen:
@@ -124,7 +151,7 @@ class BatchRun:
                     self._done(index, prepared.result)
                 else:
                     group.append((index, prepared))
-                    if sum(len(p.chunks) for _, p in group) >= pipeline.group_chunks:
+                    if sum(len(p.chunks) for _, p in group) >= stages.group_chunks:
                         self._flush(group)
                         group = []
             self._flush(group)
@@ -133,10 +160,7 @@ class BatchRun:
     def _prepare(self, item: tuple[Path, str]) -> Prepared:
         path, source = item
         try:
-            metadata = None if self._metadata is None else dict(self._metadata)
-            return self._pipeline.prepare_file(
-                self._store, path, source, metadata, self._size, self._overlap
-            )
+            return self._stages.prepare(path, source)
         except Exception as exc:  # reported, or re-raised, by the consumer thread
             return Prepared(source, document_id_for(source), error=exc)
 
@@ -158,7 +182,7 @@ class BatchRun:
             return
         texts = [embedding_text(chunk) for _, p in group for chunk in p.chunks]
         try:
-            vectors: npt.NDArray[np.float32] = self._pipeline.embed_texts(texts)
+            vectors = self._stages.embed(texts)
         except Exception as exc:
             if len(group) > 1:  # find the file at fault: embed each on its own
                 for item in group:
@@ -171,7 +195,7 @@ class BatchRun:
             own = vectors[start : start + len(prepared.chunks)]
             start += len(prepared.chunks)
             try:
-                result = self._pipeline.commit(self._store, prepared, own)
+                result = self._stages.commit(prepared, own)
             except Exception as exc:
                 self._fail(index, prepared, exc)
                 continue

@@ -35,11 +35,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from core.errors import InvalidRequest
-from ingest.base import LoadedDocument, Section
-from vectorstores.base import Chunk, MetadataValue
+from core.types import Chunk, MetadataValue
+from ingest.base import ChunkTokenizer, LoadedDocument, Section, Span
 
 HEADING_SEPARATOR = " > "
 RESERVED_METADATA = frozenset(
@@ -59,36 +59,9 @@ RESERVED_METADATA = frozenset(
 )
 """Chunk metadata keys set by ingestion; user metadata cannot override them."""
 
-Span = tuple[int, int]
 _SENTENCE_END = re.compile(r"[.!?…。][\"'”’)\]»]*$")
 _CLOSERS = "\"'”’)]»"
 _MAX_RESPLITS = 8
-
-
-@runtime_checkable
-class ChunkTokenizer(Protocol):
-    """The embedding model's tokenizer, as chunking needs it.
-
-    Attributes:
-        special_tokens: Tokens the model adds to every text (``[CLS]``, ``[SEP]``: 2).
-    """
-
-    special_tokens: int
-
-    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Return, per text, the character span of each token (special tokens excluded)."""
-
-
-class WhitespaceTokenizer:
-    """A tokenizer of whitespace-separated words, for tests and for embedders without one."""
-
-    def __init__(self, special_tokens: int = 2) -> None:
-        """Count ``special_tokens`` extra tokens per text, as a model would."""
-        self.special_tokens = special_tokens
-
-    def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
-        """Return the span of every whitespace-separated word of each text."""
-        return [[m.span() for m in re.finditer(r"\S+", text)] for text in texts]
 
 
 class HFChunkTokenizer:
@@ -128,16 +101,6 @@ def document_id_for(source: str) -> str:
 def heading_text(heading_path: Sequence[str]) -> str:
     """Join a heading path the way chunk metadata stores it (``"json > Basic Usage"``)."""
     return HEADING_SEPARATOR.join(heading_path)
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """Return what is embedded for a chunk: its heading path, a newline, its text.
-
-    The chunk's own text stays raw for citations; the heading path gives the model the
-    context (page title, section) that the text alone may lack.
-    """
-    heading = chunk.metadata.get("heading_path")
-    return f"{heading}\n{chunk.text}" if heading else chunk.text
 
 
 def _boundaries(text: str, spans: Sequence[Span]) -> list[int]:

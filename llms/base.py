@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 
@@ -52,6 +52,28 @@ class Completion:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+TokenizerKind = Literal["hf", "openai", "estimate"]
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Which tokenizer counts a generator's prompts (``prompts.tokenizers.tokenizer_for``).
+
+    Attributes:
+        kind: ``hf`` (a Hugging Face tokenizer and its chat template: exact), ``openai``
+            (tiktoken for OpenAI's model names, an estimate for any other model behind an
+            OpenAI-compatible server) or ``estimate``.
+        model: The model: a folder, hub id or GGUF path for ``hf`` (None for the bundled
+            SmolLM2-135M-Instruct), a model name otherwise.
+        loaded: The generator's own loaded tokenizer object, used instead of loading
+            ``model`` again (``hf`` only).
+    """
+
+    kind: TokenizerKind
+    model: str | None = None
+    loaded: Any = field(default=None, compare=False, repr=False)
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Turns chat messages into text.
@@ -64,6 +86,8 @@ class Generator(Protocol):
     model_name: str
     context_window: int
     supports_streaming: bool
+    tokenizer_spec: TokenizerSpec
+    """The tokenizer that counts this model's prompts (the budget fits prompts with it)."""
 
     def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Generate a whole answer.

@@ -22,7 +22,7 @@ from core.errors import (
     InvalidRequest,
     ProviderError,
 )
-from llms.base import Completion, GenerationParams, Message
+from llms.base import Completion, GenerationParams, Message, TokenizerSpec
 from llms.gguf import DEFAULT_MODEL_NAME, convert_gguf, default_gguf_path
 from llms.stops import StopFilter, cut_at_stop
 
@@ -87,6 +87,7 @@ class HFLocalGenerator:
             overridden).
         supports_streaming: Always True.
         tokenizer: The Hugging Face tokenizer, for exact token counting.
+        tokenizer_spec: That tokenizer, as the prompt budget counts with it.
         loaded_from: The folder or hub id the weights were loaded from.
         converted: True when this instance converted a GGUF file (the first start only).
         device: Where the weights live (``cpu``, ``cuda:0``, ...; the first device under
@@ -154,6 +155,7 @@ class HFLocalGenerator:
             loaded.to(device)
         loaded.eval()
         self.tokenizer: Any = tokenizer
+        self.tokenizer_spec = TokenizerSpec("hf", self.model_name, loaded=tokenizer)
         self._model: Any = loaded
         if not getattr(self.tokenizer, "chat_template", None):
             raise ConfigurationError(

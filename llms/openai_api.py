@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import ConfigurationError, InvalidRequest, ProviderError, ProviderTimeout
-from llms.base import Completion, GenerationParams, Message
+from llms.base import Completion, GenerationParams, Message, TokenizerSpec
 from llms.stops import StopFilter, cut_at_stop
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -98,6 +98,7 @@ class OpenAIGenerator:
             ``DEFAULT_CONTEXT_WINDOW`` (8192).
         supports_streaming: Always True.
         base_url: The server's base URL.
+        tokenizer_spec: tiktoken for OpenAI's model names, an estimate for others.
     """
 
     supports_streaming: bool = True
@@ -142,6 +143,7 @@ class OpenAIGenerator:
         self.context_window = (
             context_window or known_context_window(self.model_name) or DEFAULT_CONTEXT_WINDOW
         )
+        self.tokenizer_spec = TokenizerSpec("openai", self.model_name)
         self._client = openai.OpenAI(
             api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=max_retries
         )

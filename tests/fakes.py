@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ingest.chunking import WhitespaceTokenizer
+from ingest.base import WhitespaceTokenizer
 
 _WORD = re.compile(r"\w+")
 
@@ -29,6 +29,8 @@ class HashEmbedder:
         self.model_name = f"hash-{dimension}"
         self.max_seq_length = 256
         self.chunk_tokenizer = WhitespaceTokenizer(special_tokens=2)
+        self.cache_namespace = self.model_name
+        self.backend_info: dict[str, str] = {}
         self.embed_calls = 0
         self.embedded_texts = 0
 
@@ -68,10 +70,12 @@ class EchoGenerator:
     supports_streaming = True
 
     def __init__(self, context_window: int = 4096) -> None:
+        from llms.base import TokenizerSpec
         from prompts.tokenizers import EstimateTokenizer
 
         self.model_name = "echo"
         self.context_window = context_window
+        self.tokenizer_spec = TokenizerSpec("estimate", "echo")
         self.prompt_tokenizer = EstimateTokenizer("echo")
         self.calls: list[list[dict[str, str]]] = []
 

@@ -19,65 +19,31 @@ Semantics every backend follows (tested by ``tests/vectorstores/contract.py``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+# The domain types live in core; they are re-exported here for callers of the store API.
+from core.types import Chunk, DocumentRecord, Hit, MetadataValue
+
+__all__ = [
+    "Chunk",
+    "CollectionInfo",
+    "DocumentRecord",
+    "Filter",
+    "Hit",
+    "MetadataValue",
+    "Vector",
+    "VectorStore",
+    "VectorStoreClient",
+    "check_embedding",
+    "check_vectors",
+]
+
 Vector = npt.NDArray[np.float32]
-MetadataValue = str | int | float | bool
 Filter = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One piece of a document, the unit that is embedded and retrieved.
-
-    Attributes:
-        id: Stable id, ``"{document_id}:{position:05d}"``.
-        document_id: Id of the document the chunk belongs to.
-        text: The chunk's own text, as quoted in citations (ingestion embeds it with its
-            heading path in front; see ``ingest.chunking.embedding_text``).
-        metadata: Flat metadata: ``source``, ``document_id``, ``position``, ``page``,
-            ``heading_path``, ``start``, ``end`` and any user metadata of the document.
-    """
-
-    id: str
-    document_id: str
-    text: str
-    metadata: dict[str, MetadataValue] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: a chunk and its cosine similarity to the query (higher is better)."""
-
-    chunk: Chunk
-    score: float
-
-
-@dataclass(frozen=True)
-class DocumentRecord:
-    """What a collection knows about one ingested document.
-
-    Attributes:
-        id: Document id, derived from the source name (same source, same id).
-        source: The source name (the uploaded file name or path relative to the ingest root).
-        content_hash: sha256 hex digest of the file's bytes; equal hash means unchanged.
-        chunk_count: Number of chunks stored for the document.
-        metadata: User metadata applied to the document (also copied onto each chunk).
-        created_at: Unix time the document was first stored.
-        updated_at: Unix time the document was last replaced.
-    """
-
-    id: str
-    source: str
-    content_hash: str
-    chunk_count: int
-    metadata: dict[str, MetadataValue] = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -226,3 +192,25 @@ def check_vectors(vectors: Vector, n: int, dimension: int, collection: str) -> V
     norms[norms == 0] = 1.0
     normalised: Vector = arr / norms
     return normalised
+
+
+def check_embedding(name: str, model: str, dimension: int, want_model: str, want_dim: int) -> None:
+    """Raise ``EmbeddingMismatch`` unless a collection's model and dimension are the wanted ones.
+
+    The one check of its kind: stores opening a collection, the ingestion pipeline and the
+    app's collection service all call it, so a mismatch reads the same wherever it is found.
+    """
+    from core.errors import EmbeddingMismatch
+
+    if model != want_model or dimension != want_dim:
+        raise EmbeddingMismatch(
+            f"collection '{name}' was created for {model} ({dimension} dimensions), not "
+            f"{want_model} ({want_dim} dimensions); use that model or another collection",
+            {
+                "collection": name,
+                "embedding_model": model,
+                "dimension": dimension,
+                "requested_model": want_model,
+                "requested_dimension": want_dim,
+            },
+        )

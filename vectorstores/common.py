@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import EmbeddingMismatch, InvalidRequest
-from vectorstores.base import Chunk, DocumentRecord, Hit, MetadataValue, Vector
+from core.types import Chunk, DocumentRecord, Hit, MetadataValue
+from vectorstores.base import Vector
 
 #: Names are 3 to 63 characters of letters, digits, ``_`` and ``-``, starting and ending with
 #: a letter or digit: safe as a folder name and valid in Chroma.
@@ -39,22 +40,6 @@ def validate_collection_name(name: str) -> str:
             {"name": name},
         )
     return name
-
-
-def check_embedding(name: str, model: str, dimension: int, want_model: str, want_dim: int) -> None:
-    """Raise ``EmbeddingMismatch`` unless a collection's model and dimension are the wanted ones."""
-    if model != want_model or dimension != want_dim:
-        raise EmbeddingMismatch(
-            f"collection '{name}' was created for {model} ({dimension} dimensions), not "
-            f"{want_model} ({want_dim} dimensions); use that model or another collection",
-            {
-                "collection": name,
-                "embedding_model": model,
-                "dimension": dimension,
-                "requested_model": want_model,
-                "requested_dimension": want_dim,
-            },
-        )
 
 
 def check_dimension(dimension: int) -> int:

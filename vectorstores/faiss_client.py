@@ -18,8 +18,8 @@ from typing import Any
 
 from core.errors import CollectionExists, CollectionNotFound, ConfigurationError
 from vectorstores import faiss_sqlite as db
-from vectorstores.base import CollectionInfo
-from vectorstores.common import check_dimension, check_embedding, validate_collection_name
+from vectorstores.base import CollectionInfo, check_embedding
+from vectorstores.common import check_dimension, validate_collection_name
 from vectorstores.faiss_index import IndexKind
 from vectorstores.faiss_store import DB_FILE, FaissStore, fsync_dir, lock_folder
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from vectorstores.base import Chunk, DocumentRecord, Filter, Vector
+from core.types import Chunk, DocumentRecord
+from vectorstores.base import Filter, Vector
 from vectorstores.common import chunk_order, document_filter_view
 from vectorstores.faiss_index import Ids
 from vectorstores.filters import to_sql_where, validate_filter

@@ -60,15 +60,9 @@ from core.errors import (
     InvalidRequest,
     StoreLocked,
 )
+from core.types import Chunk, DocumentRecord, Hit
 from vectorstores import faiss_sqlite as db
-from vectorstores.base import (
-    Chunk,
-    DocumentRecord,
-    Filter,
-    Hit,
-    Vector,
-    check_vectors,
-)
+from vectorstores.base import Filter, Vector, check_vectors
 from vectorstores.common import (
     check_top_k,
     clean_chunks,

@@ -17,18 +17,10 @@ from typing import Any
 import numpy as np
 
 from core.errors import CollectionExists, CollectionNotFound
-from vectorstores.base import (
-    Chunk,
-    CollectionInfo,
-    DocumentRecord,
-    Filter,
-    Hit,
-    Vector,
-    check_vectors,
-)
+from core.types import Chunk, DocumentRecord, Hit
+from vectorstores.base import CollectionInfo, Filter, Vector, check_embedding, check_vectors
 from vectorstores.common import (
     check_dimension,
-    check_embedding,
     check_top_k,
     chunk_order,
     clean_chunks,

@@ -45,18 +45,10 @@ from core.errors import (
     ConfigurationError,
     InvalidRequest,
 )
-from vectorstores.base import (
-    Chunk,
-    CollectionInfo,
-    DocumentRecord,
-    Filter,
-    Hit,
-    Vector,
-    check_vectors,
-)
+from core.types import Chunk, DocumentRecord, Hit
+from vectorstores.base import CollectionInfo, Filter, Vector, check_embedding, check_vectors
 from vectorstores.common import (
     check_dimension,
-    check_embedding,
     check_top_k,
     chunk_order,
     clean_chunks,

@@ -5,22 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.deps import ServicesDep
+from app.mapping import collection_out
 from app.schemas import CollectionCreate, CollectionList, CollectionOut, problems
 from app.security import check_collection_access, visible_collections
-from vectorstores.base import CollectionInfo
 
 router = APIRouter(tags=["collections"])
-
-
-def collection_out(info: CollectionInfo) -> CollectionOut:
-    """Convert the store's collection info to the API model."""
-    return CollectionOut(
-        name=info.name,
-        embedding_model=info.embedding_model,
-        dimension=info.dimension,
-        documents=info.document_count,
-        chunks=info.chunk_count,
-    )
 
 
 @router.post(

@@ -2,99 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from app.deps import ServicesDep
-from app.errors import STATUS_BY_ERROR, problem
-from app.metrics import Metrics
-from app.routers.jobs import file_result_out, job_out
-from app.schemas import (
-    ChunkList,
-    ChunkOut,
-    DocumentList,
-    DocumentOut,
-    JobOut,
-    UploadResult,
-    problems,
-)
-from app.services.jobs import Job
-from core import errors
-from core.errors import InvalidRequest, LimitExceeded
-from ingest.pipeline import FileResult
-from vectorstores.base import Chunk, DocumentRecord
+from app.mapping import chunk_out, document_out, upload_response
+from app.schemas import ChunkList, DocumentList, DocumentOut, JobOut, UploadResult, problems
+from app.services.uploads import UploadOptions
+from core.errors import InvalidRequest
 
 router = APIRouter(tags=["documents"])
 # SQLite integers are 64-bit: a larger offset was a 500 (found by schemathesis).
 MAX_OFFSET = 1_000_000_000
-
-
-def document_out(record: DocumentRecord) -> DocumentOut:
-    """Convert a document record to the API model."""
-    return DocumentOut(
-        id=record.id,
-        source=record.source,
-        content_hash=record.content_hash,
-        chunks=record.chunk_count,
-        metadata=record.metadata,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
-
-
-def chunk_out(chunk: Chunk) -> ChunkOut:
-    """Convert a stored chunk to the API model."""
-    meta = chunk.metadata
-    page = meta.get("page")
-    position = meta.get("position", 0)
-    return ChunkOut(
-        id=chunk.id,
-        document_id=chunk.document_id,
-        position=int(position),
-        page=page if isinstance(page, int) and page > 0 else None,
-        heading_path=str(meta.get("heading_path", "")),
-        text=chunk.text,
-        metadata=meta,
-    )
-
-
-def parse_json_object(raw: str | None, field: str) -> dict[str, Any] | None:
-    """Parse a form or query field that must hold a JSON object."""
-    if raw is None or raw.strip() == "":
-        return None
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"'{field}' is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
-            'send a JSON object such as {"team": "support"}'
-        ) from exc
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"'{field}' must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Refuse metadata values that are not str, int, float or bool."""
-    for key, value in (metadata or {}).items():
-        if not isinstance(value, str | int | float | bool):
-            raise InvalidRequest(
-                f"metadata '{key}' is a {type(value).__name__}; values must be strings, "
-                "numbers or booleans"
-            )
-    return metadata
-
-
-def _failure_response(results: list[FileResult]) -> JSONResponse:
-    """Answer with the first failure's status when every file of an upload failed."""
-    first = results[0]
-    cls = getattr(errors, first.error_type or "", errors.IngestError)
-    status = next((STATUS_BY_ERROR[c] for c in cls.__mro__ if c in STATUS_BY_ERROR), 422)
-    files = [file_result_out(r).model_dump() for r in results]
-    return problem(status, first.error_type or "IngestError", first.error or "", {"files": files})
 
 
 def upload_names(files: list[UploadFile], source: list[str] | None) -> list[str | None]:
@@ -107,18 +28,6 @@ def upload_names(files: list[UploadFile], source: list[str] | None) -> list[str 
             "in the order of the files, or none"
         )
     return list(source)
-
-
-def upload_answer(name: str, results: list[FileResult]) -> UploadResult | JSONResponse:
-    """201 when every file went in, 207 when some failed, the failure's status when all did."""
-    if results and all(r.status == "failed" for r in results):
-        return _failure_response(results)
-    body = UploadResult(collection=name, files=[file_result_out(r) for r in results])
-    failed = sum(r.status == "failed" for r in results)
-    if failed:
-        headers = {"X-Files-Failed": str(failed)}
-        return JSONResponse(body.model_dump(), status_code=207, headers=headers)
-    return body
 
 
 @router.post(
@@ -161,35 +70,14 @@ def upload_documents(
     ] = True,
 ) -> UploadResult | JSONResponse:
     """Upload and ingest files."""
-    services.collections.get(name)  # 404 before reading anything
-    meta = check_metadata(parse_json_object(metadata, "metadata"))
-    limit = services.settings.security.max_files_per_request
-    if len(files) > limit:
-        raise LimitExceeded(f"{len(files)} files in one upload; at most {limit} are accepted")
     names = upload_names(files, source)
-    staged = services.documents.stage(zip(names, (f.file for f in files), strict=True))
-    metrics = services.extras.get("metrics")
-
-    def run(job: Job | None = None) -> list[FileResult]:
-        def file_done(result: FileResult) -> None:
-            if isinstance(metrics, Metrics):
-                metrics.observe_ingest(result.status, result.chunk_count, result.error_type)
-            if job is not None:
-                job.results.append(result)
-                job.files_done += 1
-
-        def chunks_done(n: int) -> None:
-            if job is not None:
-                job.chunks_embedded += n
-
-        return services.documents.ingest_staged(
-            name, staged, meta, chunk_size, chunk_overlap, file_done, chunks_done
-        )
-
-    if not wait:
-        job = services.jobs.submit(name, len(staged), run)
-        return JSONResponse(job_out(job).model_dump(), status_code=202)
-    return upload_answer(name, run())
+    outcome = services.uploads.upload(
+        name,
+        list(zip(names, (f.file for f in files), strict=True)),
+        UploadOptions(metadata, chunk_size, chunk_overlap),
+        wait=wait,
+    )
+    return upload_response(name, outcome)
 
 
 @router.get("/collections/{name}/documents", response_model=DocumentList, responses=problems(404))
@@ -203,9 +91,7 @@ def list_documents(
     ] = None,
 ) -> DocumentList:
     """List documents, filtered by metadata, a page at a time."""
-    records, total = services.documents.list(
-        name, parse_json_object(filter, "filter"), limit, offset
-    )
+    records, total = services.documents.list(name, filter, limit, offset)
     return DocumentList(
         documents=[document_out(r) for r in records], total=total, limit=limit, offset=offset
     )

@@ -21,12 +21,7 @@ def readyz(request: Request) -> Health | JSONResponse:
     """Models and store are loaded (503 until then)."""
     loader = request.app.state.loader
     if loader.services is not None:
-        embedder = loader.services.embedder
-        detail = {
-            name: value
-            for name in ("backend", "query_backend")
-            if isinstance(value := getattr(embedder, name, None), str)
-        }
+        detail = loader.services.embedder.backend_info
         return Health(status="ok", detail={"embedding": detail} if detail else {})
     status = "failed" if loader.error else "loading"
     body = Health(status=status, detail={"error": loader.error} if loader.error else {})

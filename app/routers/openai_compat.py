@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import ServicesDep
 from app.errors import status_for
-from app.routers.answers import answer_facts
+from app.mapping import answer_facts
 from app.schemas import (
     AnswerFacts,
     ChatChoice,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 
 from app.deps import ServicesDep
-from app.routers.answers import answer_request
+from app.mapping import answer_request, preview_response
 from app.schemas import (
-    ChatMessage,
-    CitationOut,
     PreviewResponse,
     PromptInfoOut,
     PromptList,
@@ -20,7 +17,6 @@ from app.schemas import (
     problems,
 )
 from app.security import check_collection_access
-from app.services.answers import citations_for
 from app.services.container import Services
 
 router = APIRouter(tags=["prompts"])
@@ -40,13 +36,7 @@ async def render_preview(
     check_collection_access(request, collection)
     answer_req = answer_request(body)
     prepared = await asyncio.to_thread(services.answers.prepare, collection, answer_req)
-    packed = prepared.packed
-    return PreviewResponse(
-        messages=[ChatMessage(role=m["role"], content=m["content"]) for m in packed.messages],
-        usage=packed.report.to_dict(),
-        citations=[CitationOut(**asdict(c)) for c in citations_for(prepared, "")],
-        template=packed.template,
-    )
+    return preview_response(prepared)
 
 
 @router.post(

@@ -5,25 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import ServicesDep
-from app.schemas import HitOut, SearchRequest, SearchResponse, problems
-from vectorstores.base import Hit
+from app.mapping import hit_out
+from app.schemas import SearchRequest, SearchResponse, problems
 
 router = APIRouter(tags=["search"])
-
-
-def hit_out(hit: Hit) -> HitOut:
-    """Convert a store hit to the API model."""
-    meta = hit.chunk.metadata
-    page = meta.get("page")
-    return HitOut(
-        chunk_id=hit.chunk.id,
-        document_id=hit.chunk.document_id,
-        source=str(meta.get("source", "")),
-        page=page if isinstance(page, int) and page > 0 else None,
-        heading_path=str(meta.get("heading_path", "")),
-        text=hit.chunk.text,
-        score=hit.score,
-    )
 
 
 @router.post("/collections/{name}/search", response_model=SearchResponse, responses=problems(404))

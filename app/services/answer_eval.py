@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidRequest
+from retrieval.evaluation import answer_contains
 
 from .answers import AnswerResult
-from .evaluation import answer_contains
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,19 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.settings import Settings
+from app.settings import SecuritySettings, Settings
 from core.errors import InvalidRequest, LimitExceeded
+from core.types import Hit
 from llms.base import Completion, GenerationParams, Generator
 from llms.queue import GenerationGate, iterate_in_thread
 from prompts.budget import PackedPrompt
 from prompts.render import build_prompt, extract_final_answer
 from prompts.templates import TemplateRegistry
-from prompts.tokenizers import HFTokenizer, Tokenizer, tokenizer_for
-from vectorstores.base import Filter, Hit
+from prompts.tokenizers import Tokenizer, tokenizer_for
+from vectorstores.base import Filter
 
 from .evidence import Evidence
+from .observer import NullObserver, ServiceObserver
 from .reader import EvidenceReader, Reading, abstention_answer, extractive_answer, resolve_mode
 from .search import SearchService
 
@@ -133,23 +135,34 @@ class GeneratorHolder:
         return self._generator
 
     def tokenizer(self) -> Tokenizer:
-        """The prompt tokenizer of the generator: its own when it has one, else by backend."""
+        """The tokenizer that counts the generator's prompts (its ``tokenizer_spec``)."""
         if self._tokenizer is None:
-            generator = self.get()
-            own = getattr(generator, "prompt_tokenizer", None)
-            hf = getattr(generator, "tokenizer", None)
-            if own is not None:
-                self._tokenizer = own
-            elif hf is not None and hasattr(hf, "apply_chat_template"):
-                self._tokenizer = HFTokenizer(hf, name=generator.model_name)
-            else:
-                self._tokenizer = tokenizer_for(self.backend, generator.model_name)
+            self._tokenizer = tokenizer_for(self.get().tokenizer_spec)
         return self._tokenizer
 
     def close(self) -> None:
         """Release the model."""
         if self._generator is not None:
             self._generator.close()
+
+
+def check_limits(limits: SecuritySettings, request: AnswerRequest) -> None:
+    """Refuse a question or a history longer than the security settings allow.
+
+    Raises:
+        LimitExceeded: over ``RAG_SECURITY__MAX_QUESTION_CHARS`` characters of question or
+            ``RAG_SECURITY__MAX_HISTORY_MESSAGES`` history messages.
+    """
+    if len(request.question) > limits.max_question_chars:
+        raise LimitExceeded(
+            f"the question is {len(request.question)} characters; at most "
+            f"{limits.max_question_chars} are accepted (RAG_SECURITY__MAX_QUESTION_CHARS)"
+        )
+    if len(request.history) > limits.max_history_messages:
+        raise LimitExceeded(
+            f"{len(request.history)} history messages; at most "
+            f"{limits.max_history_messages} are accepted (RAG_SECURITY__MAX_HISTORY_MESSAGES)"
+        )
 
 
 class AnswerService:
@@ -163,6 +176,7 @@ class AnswerService:
         gate: GenerationGate,
         settings: Settings,
         reader: EvidenceReader | None = None,
+        observer: ServiceObserver | None = None,
     ) -> None:
         self._search = search
         self._reader = reader
@@ -170,8 +184,7 @@ class AnswerService:
         self._registry = registry
         self.gate = gate
         self._settings = settings
-        self.observe_generation: Callable[[float], None] = lambda seconds: None
-        """Called with each generation's seconds (the metrics hook it to a histogram)."""
+        self._observer: ServiceObserver = observer or NullObserver()
 
     @property
     def registry(self) -> TemplateRegistry:
@@ -183,17 +196,7 @@ class AnswerService:
         return self._generators.get().model_name
 
     def _check(self, request: AnswerRequest) -> None:
-        limits = self._settings.security
-        if len(request.question) > limits.max_question_chars:
-            raise LimitExceeded(
-                f"the question is {len(request.question)} characters; at most "
-                f"{limits.max_question_chars} are accepted (RAG_SECURITY__MAX_QUESTION_CHARS)"
-            )
-        if len(request.history) > limits.max_history_messages:
-            raise LimitExceeded(
-                f"{len(request.history)} history messages; at most "
-                f"{limits.max_history_messages} are accepted (RAG_SECURITY__MAX_HISTORY_MESSAGES)"
-            )
+        check_limits(self._settings.security, request)
         wanted = request.llm.model
         if wanted and self._generators.backend == "hf_local" and wanted != self.model_name():
             raise InvalidRequest(
@@ -277,7 +280,7 @@ class AnswerService:
             "total_tokens": report.prompt_tokens + completion_tokens,
         }
         if prepared.without_model is None:
-            self.observe_generation(generation_s)
+            self._observer.answer_generated(generation_s)
         total_s = time.perf_counter() - prepared.started
         timings = {
             "retrieval_ms": round(prepared.retrieval_s * 1000, 1),
@@ -379,19 +382,18 @@ def citations_for(prepared: Prepared, answer: str) -> list[Citation]:
     scores = {hit.chunk.id: hit.score for hit in prepared.hits}
     cited = {int(m) for m in CITATION_MARK.findall(answer)}
     out: list[Citation] = []
-    for number, chunk in enumerate(prepared.packed.chunks, 1):
-        meta = chunk.metadata
-        page = meta.get("page")
+    for number, context in enumerate(prepared.packed.chunks, 1):
+        chunk = context.chunk
         out.append(
             Citation(
                 number=number,
                 chunk_id=chunk.id,
-                document_id=str(meta.get("document_id", chunk.id.rsplit(":", 1)[0])),
-                filename=str(meta.get("source", "")),
-                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
-                heading_path=str(meta.get("heading_path", "")),
+                document_id=chunk.document_id,
+                filename=chunk.source,
+                page=chunk.page,
+                heading_path=chunk.heading_path,
                 score=scores.get(chunk.id, 0.0),
-                quote=chunk.text,
+                quote=context.text,
                 cited=number in cited,
             )
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from core.errors import CollectionNotFound, Conflict, InvalidRequest
+from core.errors import CollectionNotFound, Conflict
 from ingest.base import Embedder
-from vectorstores.base import CollectionInfo, VectorStore, VectorStoreClient
+from vectorstores.base import CollectionInfo, VectorStore, VectorStoreClient, check_embedding
 
 DEFAULT_COLLECTION = "default"
 
@@ -54,12 +54,13 @@ class CollectionService:
                         f"collection '{name}' does not exist; existing collections: {names}",
                         {"collection": name},
                     ) from exc
-                if store.embedding_model != self._embedder.model_name:
-                    raise InvalidRequest(
-                        f"collection '{name}' was built with embedding model "
-                        f"'{store.embedding_model}', but this server embeds with "
-                        f"'{self._embedder.model_name}'; use a server configured with that model"
-                    )
+                check_embedding(
+                    name,
+                    store.embedding_model,
+                    store.dimension,
+                    self._embedder.model_name,
+                    self._embedder.dimension,
+                )
                 self._open[name] = store
             return self._open[name]
 

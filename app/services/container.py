@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.settings import Settings
 from ingest.backends import REMOTE_BACKENDS
@@ -23,9 +23,10 @@ from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
 from .documents import DocumentService
 from .jobs import JobManager
-from .keywords import KeywordIndexes
+from .observer import NullObserver, ServiceObserver
 from .reader import EvidenceReader
 from .search import SearchService
+from .uploads import UploadService
 
 log = logging.getLogger(__name__)
 MB = 1_000_000
@@ -33,10 +34,17 @@ MB = 1_000_000
 
 @dataclass
 class Components:
-    """Ready-made parts to use instead of building them from settings (tests, embedding)."""
+    """Ready-made parts to use instead of building them from settings (tests, embedding).
+
+    Attributes:
+        embedder: The embedder, instead of loading the configured one.
+        generator: The answering model, instead of loading the configured one.
+        observer: Receives the services' events (the server's metrics); none by default.
+    """
 
     embedder: Embedder | None = None
     generator: Generator | None = None
+    observer: ServiceObserver | None = None
 
 
 @dataclass
@@ -47,11 +55,11 @@ class Services:
     embedder: Embedder
     collections: CollectionService
     documents: DocumentService
+    uploads: UploadService
     search: SearchService
     jobs: JobManager
     answers: AnswerService
     generators: GeneratorHolder
-    extras: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
         """Finish running jobs, close the stores and release the model."""
@@ -132,7 +140,7 @@ def build_generators(settings: Settings, generator: Generator | None = None) -> 
 
 def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
     """The evidence reader: sentences scored by the embedder and BM25's word tokenizer."""
-    from vectorstores.bm25 import KeywordTokenizer
+    from retrieval.bm25 import KeywordTokenizer
 
     return EvidenceReader(
         embedder,
@@ -146,12 +154,13 @@ def build_search(
     settings: Settings, collections: CollectionService, embedder: Embedder
 ) -> SearchService:
     """Create the search service: keyword indexes under ``data_dir/bm25``, the reranker."""
-    from ingest.rerankers import create_reranker
-    from vectorstores.bm25 import KeywordTokenizer
+    from retrieval.bm25 import KeywordTokenizer
+    from retrieval.keywords import KeywordIndexes
+    from retrieval.rerankers import create_reranker
 
     retrieval = settings.retrieval
     keywords = KeywordIndexes(
-        collections,
+        collections.get,
         KeywordTokenizer(
             stopwords=retrieval.keyword_stopwords, stemmer=retrieval.keyword_stemmer or None
         ),
@@ -177,6 +186,7 @@ def build_search(
 def build_services(settings: Settings, components: Components | None = None) -> Services:
     """Build every component; slow (loads models), so the lifespan runs it off the loop."""
     components = components or Components()
+    observer = components.observer or NullObserver()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     embedder = components.embedder or build_embedder(settings)
     collections = build_collections(settings, embedder)
@@ -196,13 +206,20 @@ def build_services(settings: Settings, components: Components | None = None) -> 
     generators = build_generators(settings, components.generator)
     if settings.llm.load_at_startup:
         generators.get()
+    gate = GenerationGate(settings.llm.concurrency, settings.llm.queue_size)
+    observer.watch_generation_queue(lambda: gate.depth, lambda: gate.active)
     answers = AnswerService(
         search,
         generators,
         TemplateRegistry.from_settings(settings.prompts),
-        GenerationGate(settings.llm.concurrency, settings.llm.queue_size),
+        gate,
         settings,
         reader=build_reader(settings, embedder),
+        observer=observer,
+    )
+    jobs = JobManager()
+    uploads = UploadService(
+        collections, documents, jobs, observer, settings.security.max_files_per_request
     )
     log.info(
         "ready: embedder %s (%d-d), vector store %s at %s",
@@ -216,8 +233,9 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         embedder=embedder,
         collections=collections,
         documents=documents,
+        uploads=uploads,
         search=search,
-        jobs=JobManager(),
+        jobs=jobs,
         answers=answers,
         generators=generators,
     )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import builtins
+import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from core.errors import DocumentNotFound, FileTooLarge, InvalidRequest, RagError
+from core.types import Chunk, DocumentRecord, MetadataValue
 from ingest.chunking import document_id_for
 from ingest.pipeline import FileResult, IngestPipeline
 from ingest.results import failed_result
-from vectorstores.base import Chunk, DocumentRecord, Filter
+from vectorstores.base import Filter
 from vectorstores.filters import validate_filter
 
 from .collections import CollectionService
@@ -33,6 +35,22 @@ class StagedFile:
 
 MAX_SOURCE_CHARS = 1024
 MAX_SEGMENT_CHARS = 255
+
+
+def parse_json_object(raw: str | None, field: str) -> dict[str, Any] | None:
+    """Parse a form or query field that must hold a JSON object (None when blank)."""
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"'{field}' is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
+            'send a JSON object such as {"team": "support"}'
+        ) from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"'{field}' must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def check_filename(name: str | None) -> str:
@@ -133,7 +151,7 @@ class DocumentService:
         self,
         collection: str,
         staged: list[StagedFile],
-        metadata: dict[str, object] | None = None,
+        metadata: Mapping[str, MetadataValue] | None = None,
         chunk_size: int | None = None,
         chunk_overlap: int | None = None,
         on_file_done: Callable[[FileResult], None] | None = None,
@@ -175,10 +193,10 @@ class DocumentService:
         return [results[i] for i in sorted(results)]
 
     def list(
-        self, collection: str, filter: Filter | None, limit: int, offset: int
+        self, collection: str, filter_json: str | None, limit: int, offset: int
     ) -> tuple[list[DocumentRecord], int]:
-        """Return a page of documents and the total matching ``filter``."""
-        filter = normalize_filter(filter)
+        """Return a page of documents and the total matching a filter given as JSON text."""
+        filter: Filter | None = normalize_filter(parse_json_object(filter_json, "filter"))
         if filter:
             validate_filter(filter)
         store = self._collections.get(collection)

@@ -1,75 +1,80 @@
-"""Search: dense, keyword (BM25) or hybrid retrieval, with optional reranking and MMR.
+"""The app's search service: ``retrieval.search.Searcher`` over the open collections.
 
-What ``Hit.score`` means depends on what produced the final order:
-
-* ``dense``: the cosine similarity of chunk and query (-1 to 1, higher is better).
-* ``bm25``: the BM25 score (0 to unbounded; only chunks sharing a word with the query).
-* ``hybrid``: the weighted reciprocal-rank-fusion score, ``sum(weight / (rrf_k + rank))``
-  over the dense and the BM25 ranking (at most ``(dense_weight + keyword_weight) /
-  (rrf_k + 1)``, about 0.028 with the defaults).
-* reranked: the cross-encoder's score, whatever the mode.
-* MMR reorders and thins out the hits but leaves each hit's score as above, so scores need
-  not descend after MMR.
-
-``score_threshold`` is a cosine similarity and applies to dense candidates only: in ``dense``
-mode hits below it are left out; in ``hybrid`` mode dense candidates below it are left out
-before fusion, while BM25 candidates (which have no cosine) stay; ``bm25`` mode ignores it.
-Outside ``dense`` mode the outcome carries a warning saying so, since the scores shown are
-then not the ones the threshold compared.
-
-Filters use the metadata names hits show (``app.services.vocabulary``); a filter that matched
-nothing because a key is on no chunk of the collection comes back with a warning naming it.
+The retrieval logic (modes, fusion, reranking, MMR, what ``Hit.score`` means) lives in
+``retrieval/search.py``; this module binds it to the ``CollectionService`` and speaks the
+API's vocabulary (``app.services.vocabulary``): filters take the names hits show
+(``filename`` as an alias of ``source``), and the outcome carries warnings where the hits may
+surprise: a filter key no chunk of the collection has, or a ``score_threshold`` (a cosine of
+dense candidates) used in a mode whose scores are not cosines.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, get_args
+import dataclasses
+from typing import Any
 
-import numpy as np
-
-from core.errors import ConfigurationError, InvalidRequest
-from ingest.base import Embedder
-from ingest.chunking import embedding_text
-from ingest.rerankers import Reranker
-from vectorstores.base import Filter, Hit
-from vectorstores.bm25 import KeywordTokenizer
-from vectorstores.filters import validate_filter
+from retrieval.bm25 import KeywordTokenizer
+from retrieval.keywords import KeywordIndexes
+from retrieval.search import MODES, Mode, QueryEmbedder, Searcher, SearchOutcome
+from vectorstores.base import Filter
 
 from .collections import CollectionService
-from .keywords import KeywordIndexes
-from .retrieval import mmr_select, rerank_hits, rrf_fuse
 from .vocabulary import normalize_filter, unknown_key_warnings
 
-Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[str, ...] = get_args(Mode)
+__all__ = ["MODES", "Mode", "SearchOutcome", "SearchService"]
 
 
-@dataclass(frozen=True)
-class SearchOutcome:
-    """Hits, best first, and how they were produced.
+class SearchService(Searcher):
+    """Search over a ``CollectionService``'s collections (see ``retrieval.search``)."""
 
-    Attributes:
-        hits: The hits (see the module docstring for what ``score`` means).
-        mode: ``dense``, ``bm25`` or ``hybrid``.
-        reranked: The cross-encoder ordered the hits.
-        mmr: The hits were diversified by maximal marginal relevance.
-        warnings: Why the hits may not be what the caller expects (unknown filter keys, a
-            threshold that compared another score than the one shown).
-    """
+    def __init__(
+        self,
+        collections: CollectionService,
+        embedder: QueryEmbedder,
+        default_mode: str,
+        max_top_k: int,
+        *,
+        keywords: KeywordIndexes | None = None,
+        **options: Any,
+    ) -> None:
+        """Bind a ``Searcher`` to ``collections``.
 
-    hits: list[Hit]
-    mode: str
-    reranked: bool = False
-    mmr: bool = False
-    warnings: tuple[str, ...] = ()
+        Args:
+            collections: The open collections.
+            embedder: Embeds queries (and MMR candidates).
+            default_mode: Mode used when a search names none.
+            max_top_k: Largest ``top_k`` accepted.
+            keywords: The BM25 indexes; in-memory ones are made if None.
+            **options: The ``Searcher``'s keyword options (reranker, fusion weights, ...).
+        """
+        super().__init__(
+            collections.get,
+            embedder,
+            default_mode,
+            max_top_k,
+            keywords=keywords or KeywordIndexes(collections.get, KeywordTokenizer(), None),
+            **options,
+        )
 
-    @property
-    def score_type(self) -> str:
-        """What each hit's ``score`` is: cosine, bm25, rrf or cross-encoder."""
-        if self.reranked:
-            return "cross-encoder"
-        return {"dense": "cosine", "bm25": "bm25", "hybrid": "rrf"}[self.mode]
+    def search(
+        self,
+        collection: str,
+        query: str,
+        top_k: int,
+        filter: Filter | None = None,
+        score_threshold: float | None = None,
+        mode: str | None = None,
+        **options: Any,
+    ) -> SearchOutcome:
+        """``Searcher.search`` with alias filter keys and the warnings (module docstring)."""
+        filter = normalize_filter(filter)
+        outcome = super().search(collection, query, top_k, filter, score_threshold, mode, **options)
+        warnings = []
+        if filter and not outcome.hits:
+            warnings = unknown_key_warnings(self._stores(collection), filter)
+        if score_threshold is not None and outcome.score_type != "cosine":
+            warnings.append(threshold_note(score_threshold, outcome.mode))
+        return dataclasses.replace(outcome, warnings=tuple(warnings))
 
 
 def threshold_note(threshold: float, mode: str) -> str:
@@ -83,159 +88,3 @@ def threshold_note(threshold: float, mode: str) -> str:
         f"score_threshold {threshold} compared the cosine similarity of the dense candidates "
         f"before {mode} ranking; the scores shown are not cosines (see score_type)"
     )
-
-
-class SearchService:
-    """Retrieval over a collection (the blocking calls run off the event loop)."""
-
-    def __init__(
-        self,
-        collections: CollectionService,
-        embedder: Embedder,
-        default_mode: str,
-        max_top_k: int,
-        *,
-        keywords: KeywordIndexes | None = None,
-        reranker: Reranker | None = None,
-        rrf_k: int = 60,
-        dense_weight: float = 1.0,
-        keyword_weight: float = 1.0,
-        candidates: int = 50,
-        rerank_candidates: int = 20,
-        mmr_candidates: int = 20,
-    ) -> None:
-        """Configure retrieval.
-
-        Args:
-            collections: The open collections.
-            embedder: Embeds queries (and MMR candidates).
-            default_mode: Mode used when a search names none.
-            max_top_k: Largest ``top_k`` accepted.
-            keywords: The BM25 indexes; in-memory ones are made if None.
-            reranker: The cross-encoder, or None (reranking unavailable).
-            rrf_k: Reciprocal-rank-fusion constant.
-            dense_weight: Weight of the dense ranking in hybrid fusion.
-            keyword_weight: Weight of the BM25 ranking in hybrid fusion.
-            candidates: Hits each retriever contributes to hybrid fusion (at least ``top_k``).
-            rerank_candidates: Candidates the reranker scores (at least ``top_k``).
-            mmr_candidates: Candidates MMR picks from (at least ``top_k``).
-        """
-        if default_mode not in MODES:
-            raise InvalidRequest(f"unknown search mode {default_mode!r}; use one of {MODES}")
-        self._collections = collections
-        self._embedder = embedder
-        self._default_mode = default_mode
-        self._max_top_k = max_top_k
-        self.keywords = keywords or KeywordIndexes(collections, KeywordTokenizer(), None)
-        self.reranker = reranker
-        self._rrf_k = rrf_k
-        if dense_weight < 0 or keyword_weight < 0 or dense_weight + keyword_weight == 0:
-            raise ConfigurationError(
-                f"hybrid weights must be non-negative and not both 0 (dense {dense_weight}, "
-                f"keyword {keyword_weight})"
-            )
-        self._weights = (dense_weight, keyword_weight)
-        self._candidates = candidates
-        self._rerank_candidates = rerank_candidates
-        self._mmr_candidates = mmr_candidates
-
-    @property
-    def default_mode(self) -> str:
-        """The mode used when a search names none."""
-        return self._default_mode
-
-    def search(
-        self,
-        collection: str,
-        query: str,
-        top_k: int,
-        filter: Filter | None = None,
-        score_threshold: float | None = None,
-        mode: str | None = None,
-        *,
-        mmr: bool = False,
-        mmr_lambda: float = 0.7,
-        rerank: bool | None = None,
-    ) -> SearchOutcome:
-        """Return the ``top_k`` best hits for ``query``.
-
-        Args:
-            collection: Collection name.
-            query: The query text.
-            top_k: Hits wanted (1 to ``max_top_k``).
-            filter: Metadata filter, applied to dense and BM25 candidates alike.
-            score_threshold: Least cosine similarity of dense candidates (module docstring).
-            mode: ``dense``, ``bm25`` or ``hybrid``; the configured default when None.
-            mmr: Diversify the hits by maximal marginal relevance.
-            mmr_lambda: MMR trade-off in [0, 1]; 1 is pure relevance.
-            rerank: Rerank with the cross-encoder; None does so when one is configured.
-
-        Raises:
-            InvalidRequest: bad ``top_k``, mode, ``mmr_lambda`` or filter, or ``rerank``
-                asked for while no reranker is configured.
-            CollectionNotFound: no such collection.
-        """
-        mode = mode or self._default_mode
-        if mode not in MODES:
-            raise InvalidRequest(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-        if not 1 <= top_k <= self._max_top_k:
-            raise InvalidRequest(
-                f"top_k is {top_k}; ask for 1 to {self._max_top_k} hits",
-                {"max_top_k": self._max_top_k},
-            )
-        if not 0.0 <= mmr_lambda <= 1.0:
-            raise InvalidRequest(f"mmr_lambda is {mmr_lambda}; it must be between 0 and 1")
-        if rerank and self.reranker is None:
-            raise InvalidRequest(
-                "rerank was asked for but no reranker is configured; set "
-                "RAG_RETRIEVAL__RERANKER to a local cross-encoder folder"
-            )
-        use_rerank = self.reranker is not None and rerank is not False
-        filter = normalize_filter(filter)
-        if filter:
-            validate_filter(filter)
-        store = self._collections.get(collection)
-
-        pool = top_k
-        if use_rerank:
-            pool = max(pool, self._rerank_candidates)
-        if mmr:
-            pool = max(pool, self._mmr_candidates)
-        fetch = max(pool, self._candidates) if mode == "hybrid" else pool
-
-        dense: list[Hit] = []
-        keyword: list[Hit] = []
-        if mode in ("dense", "hybrid"):
-            vector = self._embedder.embed_query(query)
-            dense = store.search(
-                vector, top_k=fetch, filter=filter, score_threshold=score_threshold
-            )
-        if mode in ("bm25", "hybrid"):
-            keyword = self.keywords.search(collection, query, fetch, filter)
-        if mode == "hybrid":
-            hits = rrf_fuse([dense, keyword], k=self._rrf_k, weights=self._weights)[:pool]
-        else:
-            hits = (dense if mode == "dense" else keyword)[:pool]
-
-        if use_rerank and hits:
-            assert self.reranker is not None
-            hits = rerank_hits(self.reranker, query, hits, [embedding_text(h.chunk) for h in hits])
-        if mmr and len(hits) > 1:
-            vectors = self._embedder.embed([embedding_text(h.chunk) for h in hits])
-            relevance = np.array([h.score for h in hits], dtype=np.float64)
-            picked = mmr_select(relevance, vectors, top_k, mmr_lambda)
-            hits = [hits[i] for i in picked]
-        warnings = unknown_key_warnings(store, filter) if filter and not hits else []
-        if score_threshold is not None and (mode != "dense" or use_rerank):
-            warnings.append(threshold_note(score_threshold, mode))
-        return SearchOutcome(
-            hits=hits[:top_k], mode=mode, reranked=use_rerank, mmr=mmr, warnings=tuple(warnings)
-        )
-
-    def changed(self, collection: str) -> None:
-        """Report a write to ``collection`` (ingest, replace, delete) to the keyword index."""
-        self.keywords.changed(collection)
-
-    def close(self) -> None:
-        """Stop background index work."""
-        self.keywords.close()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from app.services.evaluation import EvalQuestion, evaluate
 from bench.retrieval_report import Run, render, to_json
+from retrieval.evaluation import EvalQuestion, evaluate
 
 
 def questions(n: int) -> list[EvalQuestion]:

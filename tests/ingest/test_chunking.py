@@ -9,13 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidRequest
-from ingest.base import LoadedDocument, Section
+from core.types import embedding_text
+from ingest.base import LoadedDocument, Section, WhitespaceTokenizer
 from ingest.chunking import (
-    WhitespaceTokenizer,
     check_chunk_size,
     chunk_document,
     document_id_for,
-    embedding_text,
     split_spans,
     split_text,
 )

@@ -163,7 +163,7 @@ def test_a_torch_query_runs_on_one_thread_after_a_faiss_search(
     mkl_threads = mkl_max_threads()
     if mkl_threads is None:
         pytest.skip("this torch has no MKL, whose thread count this test reads")
-    monkeypatch.setattr(real_embedder, "_torch_threads", 2)
+    monkeypatch.setattr(real_embedder._encoder, "threads", 2)
     seen: list[int] = []
     encode = real_embedder._model.encode
 

@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from core.errors import ConfigurationError, EmbeddingMismatch, InvalidRequest
-from ingest.chunking import document_id_for, embedding_text
+from core.types import embedding_text
+from ingest.chunking import document_id_for
 from ingest.cli import run_ingest
 from ingest.limits import LoadLimits
 from ingest.pipeline import IngestPipeline, collect_files
@@ -29,6 +30,8 @@ class CountingEmbedder:
         self.dimension = inner.dimension
         self.max_seq_length = inner.max_seq_length
         self.chunk_tokenizer = inner.chunk_tokenizer
+        self.cache_namespace = inner.cache_namespace
+        self.backend_info = inner.backend_info
         self.texts: list[str] = []
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

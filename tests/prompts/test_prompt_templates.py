@@ -8,6 +8,7 @@ import pytest
 
 from app.settings import PromptSettings
 from core.errors import ConfigurationError, InvalidRequest, TemplateNotFound
+from core.types import Chunk
 from llms.base import Message
 from prompts.templates import TemplateRegistry, load_examples
 from prompts.types import ContextChunk, Example
@@ -24,7 +25,7 @@ INJECTION = (
 def chunk(i: int, text: str = "Use json.loads() to decode a string.", **md: object) -> ContextChunk:
     metadata = {"source": "library/json.html", "page": 3, "heading_path": "json > Basic"}
     metadata.update(md)  # type: ignore[arg-type]
-    return ContextChunk(f"doc:{i:05d}", text, metadata)  # type: ignore[arg-type]
+    return ContextChunk.from_hit(Chunk(f"doc:{i:05d}", "doc", text, metadata))  # type: ignore[arg-type]
 
 
 HISTORY = [

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigurationError
-from llms.base import Message
+from llms.base import Message, TokenizerSpec
 from prompts import tokenizers
 from prompts.tokenizers import (
     EstimateTokenizer,
@@ -85,20 +85,29 @@ def test_tiktoken_load_restores_the_cache_variable(monkeypatch: pytest.MonkeyPat
     assert "TIKTOKEN_CACHE_DIR" not in os.environ
 
 
-def test_factory_picks_by_backend_and_model() -> None:
-    tok = tokenizer_for("openai", "gpt-4o")
+def test_factory_picks_by_kind_and_model() -> None:
+    tok = tokenizer_for(TokenizerSpec("openai", "gpt-4o"))
     assert isinstance(tok, TiktokenTokenizer)
     assert tok.name.startswith("tiktoken:o200k_base")
-    other = tokenizer_for("openai", "llama3.1:8b")  # an OpenAI-compatible local server
+    other = tokenizer_for(TokenizerSpec("openai", "llama3.1:8b"))  # an OpenAI-compatible server
     assert isinstance(other, EstimateTokenizer)
     assert not other.exact
-    assert isinstance(tokenizer_for("estimate"), EstimateTokenizer)
+    assert isinstance(tokenizer_for(TokenizerSpec("estimate")), EstimateTokenizer)
     assert isinstance(tok, Tokenizer)
 
 
-def test_factory_unknown_backend_lists_known() -> None:
-    with pytest.raises(ConfigurationError, match="hf_local.*openai"):
-        tokenizer_for("vllm", "x")
+def test_factory_unknown_kind_lists_known() -> None:
+    with pytest.raises(ConfigurationError, match="estimate, hf, openai"):
+        tokenizer_for(TokenizerSpec("vllm", "x"))  # type: ignore[arg-type]
+
+
+def test_a_loaded_hf_tokenizer_is_wrapped_not_loaded_again(smollm2: HFTokenizer) -> None:
+    loaded = smollm2._tok
+    tok = tokenizer_for(TokenizerSpec("hf", "my-model", loaded=loaded))
+    assert isinstance(tok, HFTokenizer)
+    assert tok._tok is loaded
+    assert tok.name == "hf:my-model"
+    assert tok.count("Hello there.") == smollm2.count("Hello there.")
 
 
 def test_tiktoken_unknown_model_is_a_configuration_error() -> None:

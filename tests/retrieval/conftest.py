@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Chunk, DocumentRecord
 from ingest.chunking import document_id_for
 from ingest.limits import LoadLimits
 from ingest.pipeline import IngestPipeline
 from tests.fakes import HashEmbedder
-from vectorstores.base import Chunk, DocumentRecord, VectorStore
+from vectorstores.base import VectorStore
 
 DOCS = {
     "heapq.txt": "The heapq module implements the heap queue algorithm, also known as the "

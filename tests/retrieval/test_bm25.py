@@ -9,15 +9,15 @@ import pytest
 
 from core.errors import ConfigurationError
 from ingest.chunking import document_id_for
-from tests.fakes import HashEmbedder
-from tests.retrieval.conftest import add_document
-from vectorstores.bm25 import (
+from retrieval.bm25 import (
     CURRENT_FILE,
     BM25Index,
     KeywordIndex,
     KeywordTokenizer,
     store_stamp,
 )
+from tests.fakes import HashEmbedder
+from tests.retrieval.conftest import add_document
 from vectorstores.faiss_client import FaissClient
 from vectorstores.memory import MemoryClient
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.services.eval_stats import (
+from core.errors import InvalidRequest
+from retrieval.eval_stats import (
     bootstrap_mean,
     difference_intervals,
     format_intervals,
@@ -17,7 +18,7 @@ from app.services.eval_stats import (
     paired_difference,
     question_scores,
 )
-from app.services.evaluation import (
+from retrieval.evaluation import (
     EvalQuestion,
     QuestionResult,
     evaluate,
@@ -27,7 +28,6 @@ from app.services.evaluation import (
     same_source,
     select,
 )
-from core.errors import InvalidRequest
 
 
 def result(qid: str, rank: int | None, split: str = "") -> QuestionResult:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app import cli
-from app.services.evaluation import (
+from core.errors import InvalidRequest
+from retrieval.evaluation import (
     EvalQuestion,
     answer_contains,
     evaluate,
@@ -16,7 +17,6 @@ from app.services.evaluation import (
     format_table,
     load_questions,
 )
-from core.errors import InvalidRequest
 from tests.fakes import EchoGenerator, HashEmbedder
 
 

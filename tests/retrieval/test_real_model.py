@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.services.container import Components, build_pipeline, build_services
-from app.services.evaluation import EvalQuestion, evaluate
 from app.settings import Settings
+from retrieval.evaluation import EvalQuestion, evaluate
 
 HTML = Path(__file__).resolve().parents[1] / "data" / "html"
 

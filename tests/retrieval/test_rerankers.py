@@ -3,12 +3,14 @@ downloaded here, and no cross-encoder is packaged; a random-weight BERT stands i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigurationError
-from ingest.rerankers import CrossEncoderReranker, Reranker, create_reranker
+from core.types import Chunk, Hit
+from retrieval.rerankers import CrossEncoderReranker, Reranker, create_reranker, rerank_hits
 
 WORDS = [
     "alpha",
@@ -113,3 +115,26 @@ def test_configured_reranker_reorders_search_results(tiny_model: Path, tmp_path:
         assert not plain.reranked
     finally:
         services.close()
+
+
+def scored(chunk_id: str, score: float = 0.0) -> Hit:
+    return Hit(Chunk(chunk_id, "doc", f"text of {chunk_id}"), score)
+
+
+class LengthReranker:
+    """Scores a passage by its length: a deterministic stand-in for a cross-encoder."""
+
+    model_name = "length"
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        return [float(len(p)) for p in passages]
+
+
+def test_rerank_orders_by_the_reranker_and_reports_its_score() -> None:
+    hits = [scored("a", 0.9), scored("bbb", 0.8), scored("cc", 0.7)]
+    texts = [h.chunk.text for h in hits]
+    out = rerank_hits(LengthReranker(), "q", hits, texts)
+    assert [h.chunk.id for h in out] == ["bbb", "cc", "a"]
+    assert [h.score for h in out] == [len("text of bbb"), len("text of cc"), len("text of a")]
+    assert {h.kind for h in out} == {"rerank"}
+    assert rerank_hits(LengthReranker(), "q", [], []) == []

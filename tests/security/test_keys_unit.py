@@ -17,13 +17,12 @@ from app.security import (
     RateLimiter,
     bearer_token,
     check_collection_access,
-    check_history,
-    check_question,
     is_loopback,
     open_access_warnings,
     parse_key_entry,
     visible_collections,
 )
+from app.services.answers import AnswerRequest, check_limits
 from app.settings import Settings
 from core.errors import ConfigurationError, Forbidden, LimitExceeded
 
@@ -174,15 +173,16 @@ def test_check_collection_access_for_body_named_collections() -> None:
 
 
 def test_question_and_history_limits() -> None:
-    settings = Settings()
-    limit = settings.security.max_question_chars
-    check_question(settings, "x" * limit)
+    limits = Settings().security
+    limit = limits.max_question_chars
+    check_limits(limits, AnswerRequest(question="x" * limit))
     with pytest.raises(LimitExceeded, match="MAX_QUESTION_CHARS"):
-        check_question(settings, "x" * (limit + 1))
-    most = settings.security.max_history_messages
-    check_history(settings, [{"role": "user", "content": "hi"}] * most)
+        check_limits(limits, AnswerRequest(question="x" * (limit + 1)))
+    most = limits.max_history_messages
+    turn = {"role": "user", "content": "hi"}
+    check_limits(limits, AnswerRequest(question="q", history=[turn] * most))
     with pytest.raises(LimitExceeded, match="MAX_HISTORY_MESSAGES"):
-        check_history(settings, [{"role": "user", "content": "hi"}] * (most + 1))
+        check_limits(limits, AnswerRequest(question="q", history=[turn] * (most + 1)))
 
 
 @pytest.mark.parametrize(

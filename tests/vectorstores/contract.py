@@ -21,7 +21,8 @@ from core.errors import (
     FilterError,
     InvalidRequest,
 )
-from vectorstores.base import Chunk, DocumentRecord, Hit, VectorStore, VectorStoreClient
+from core.types import Chunk, DocumentRecord, Hit
+from vectorstores.base import VectorStore, VectorStoreClient
 from vectorstores.filters import matches
 
 DIM = 8

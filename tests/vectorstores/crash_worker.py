@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vectorstores.base import Chunk, DocumentRecord
+from core.types import Chunk, DocumentRecord
 from vectorstores.faiss_client import FaissClient
 
 DIM = 16

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import FilterError
-from vectorstores.base import Chunk
+from core.types import Chunk
 from vectorstores.filters import matches, to_chroma_where, to_sql_where, validate_filter
 from vectorstores.registry import create_client
 

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from core.errors import BackendUnavailable, ConfigurationError, FilterError, Overloaded
+from core.types import Chunk
 from tests.pg import PgCluster, unique
 from tests.vectorstores.contract import (
     DIM,
@@ -31,7 +32,7 @@ from tests.vectorstores.contract import (
     rand_vectors,
 )
 from tests.vectorstores.test_filters import filters, metadatas
-from vectorstores.base import Chunk, VectorStoreClient
+from vectorstores.base import VectorStoreClient
 from vectorstores.filters import matches
 from vectorstores.pgvector_db import SCHEMA_VERSION
 from vectorstores.pgvector_filters import to_pg_where

@@ -15,8 +15,8 @@ from app.services.reader import (
     extractive_answer,
     resolve_mode,
 )
+from retrieval.bm25 import KeywordTokenizer
 from tests.fakes import HashEmbedder
-from vectorstores.bm25 import KeywordTokenizer
 
 CHUNKS = [
     "The archive opens at 9 am. The vault code is 7421, e.g. for the north door.\n\n"

@@ -1,7 +1,7 @@
 """A BM25 keyword index over a collection's chunks, kept in step with the vector store.
 
 The index is *derived state*: it is built with ``bm25s`` from ``store.all_chunks()`` over
-``ingest.chunking.embedding_text(chunk)`` (heading path, newline, text, so headings count as
+``Chunk.embedding_text`` (heading path, newline, text, so headings count as
 they do for the dense vectors) and stamped with the store's state. ``bm25s`` has no incremental
 update, so any change to the store makes the index stale and it is rebuilt whole:
 
@@ -11,7 +11,7 @@ update, so any change to the store makes the index stale and it is rebuilt whole
   and delete changes the stamp. (Raw ``upsert``/``delete`` of chunks that leaves the count and
   the records unchanged is not noticed.)
 * **Noticing changes.** A write through this process's ``DocumentService`` calls
-  ``KeywordIndex.mark_stale()`` (and ``app.services.keywords`` starts a rebuild in the
+  ``KeywordIndex.mark_stale()`` (and ``retrieval.keywords`` starts a rebuild in the
   background); the next search compares stamps at once. Writes by *another*
   process (several API replicas on one Chroma server, or ``ragserver ingest``) are noticed by
   comparing the stamp on search, at most once every ``check_interval_s`` seconds. The check
@@ -55,8 +55,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import ConfigurationError
-from ingest.chunking import embedding_text
-from vectorstores.base import Chunk, Filter, Hit, VectorStore
+from core.types import Chunk, Hit, embedding_text
+from vectorstores.base import Filter, VectorStore
 from vectorstores.filters import compile_filter
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ class BM25Index:
             kth = np.partition(scores[positive], positive.size - top_k)[positive.size - top_k]
             positive = positive[scores[positive] >= kth]
         order = sorted(positive.tolist(), key=lambda i: (-scores[i], self._ids[i]))[:top_k]
-        return [Hit(self.chunks[i], float(scores[i])) for i in order]
+        return [Hit(self.chunks[i], float(scores[i]), "bm25") for i in order]
 
     # -- persistence ---------------------------------------------------------------------
 

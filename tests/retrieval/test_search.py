@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from app.services.container import Components, Services, build_services
-from app.services.retrieval import rrf_fuse
 from app.settings import Settings
 from core.errors import InvalidRequest
 from ingest.chunking import document_id_for
+from retrieval.fusion import rrf_fuse
 from tests.fakes import HashEmbedder
 from tests.retrieval.conftest import DOCS
 
@@ -113,8 +113,10 @@ def test_scores_per_mode(services: Services) -> None:
     assert [(h.chunk.id, h.score) for h in dense] == [
         (h.chunk.id, pytest.approx(h.score)) for h in store.search(vector, 4)
     ]
+    assert {h.kind for h in dense} == {"cosine"}
     keyword = services.search.search("default", query, 4, mode="bm25").hits
     assert all(h.score > 0 for h in keyword)
+    assert {h.kind for h in keyword} == {"bm25"}
     hybrid = services.search.search("default", query, 4, mode="hybrid").hits
     retrieval = make_settings(Path("unused")).retrieval
     weights = [retrieval.dense_weight, retrieval.keyword_weight]
@@ -123,6 +125,7 @@ def test_scores_per_mode(services: Services) -> None:
         (h.chunk.id, pytest.approx(h.score)) for h in expected
     ]
     assert all(h.score <= sum(weights) / 61 for h in hybrid)
+    assert {h.kind for h in hybrid} == {"fused"}
 
 
 def test_score_threshold_is_a_cosine_for_dense_candidates_only(services: Services) -> None:

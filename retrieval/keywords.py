@@ -1,7 +1,7 @@
 """One BM25 keyword index per open collection, kept in step with the vector store.
 
-See ``vectorstores.bm25`` for how staleness is detected and how the index is persisted.
-This service owns the per-collection ``KeywordIndex`` objects: it creates them on first use,
+See ``retrieval.bm25`` for how staleness is detected and how the index is persisted.
+``KeywordIndexes`` owns the per-collection ``KeywordIndex`` objects: it creates them on first use,
 replaces one whose collection was deleted and recreated, and rebuilds indexes in the
 background after local writes and at start-up, so searches rarely wait for a rebuild.
 """
@@ -11,25 +11,27 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from core.errors import RagError
-from vectorstores.base import Filter, Hit
-from vectorstores.bm25 import KeywordIndex, KeywordTokenizer
+from core.types import Hit
+from retrieval.bm25 import KeywordIndex, KeywordTokenizer
+from vectorstores.base import Filter, VectorStore
 
-from .collections import CollectionService
+StoreLookup = Callable[[str], VectorStore]
+"""Returns the open store of a collection by name (raises ``CollectionNotFound``)."""
 
 log = logging.getLogger(__name__)
 
 
 class KeywordIndexes:
-    """The keyword indexes of a ``CollectionService``'s collections."""
+    """The keyword indexes of a set of open collections."""
 
     def __init__(
         self,
-        collections: CollectionService,
+        stores: StoreLookup,
         tokenizer: KeywordTokenizer,
         folder: Path | None,
         *,
@@ -38,13 +40,13 @@ class KeywordIndexes:
         """Configure the indexes.
 
         Args:
-            collections: The open collections.
+            stores: Opens a collection's store by name (``CollectionService.get``).
             tokenizer: Tokenizes chunks and queries.
             folder: Root of the persisted indexes (``data_dir/bm25``); one sub-folder per
                 collection. None keeps them in memory.
             check_interval_s: See ``KeywordIndex``.
         """
-        self._collections = collections
+        self._stores = stores
         self._tokenizer = tokenizer
         self._folder = folder
         self._interval = check_interval_s
@@ -56,7 +58,7 @@ class KeywordIndexes:
 
     def get(self, collection: str) -> KeywordIndex:
         """Return the collection's index (bound to its open store), creating it if needed."""
-        store = self._collections.get(collection)
+        store = self._stores(collection)
         with self._lock:
             index = self._indexes.get(collection)
             if index is None or index.store is not store:

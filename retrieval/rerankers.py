@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.errors import ConfigurationError
+from core.types import Hit
 
-__all__ = ["CrossEncoderReranker", "Reranker", "create_reranker"]
+__all__ = ["CrossEncoderReranker", "Reranker", "create_reranker", "rerank_hits"]
 
 
 @runtime_checkable
@@ -102,3 +103,17 @@ def create_reranker(model: str | Path | None, device: str = "cpu") -> Reranker |
     if not model or not str(model).strip():
         return None
     return CrossEncoderReranker(model, device=device)
+
+
+def rerank_hits(
+    reranker: Reranker, query: str, hits: Sequence[Hit], texts: Sequence[str]
+) -> list[Hit]:
+    """Order ``hits`` by the reranker's score of ``(query, texts[i])``, best first.
+
+    The hits carry the reranker's score; ties keep the incoming order.
+    """
+    if not hits:
+        return []
+    scores = reranker.score(query, texts)
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])
+    return [Hit(hits[i].chunk, float(scores[i]), "rerank") for i in order]

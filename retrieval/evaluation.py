@@ -11,7 +11,7 @@ Sources of paged files (PDF) are compared by page: a chunk's key is its ``source
 ``#page=N`` (``result_key``), so a question whose ``source`` is ``guide.pdf#page=31`` is a hit
 only on that page, while one whose ``source`` is plain ``guide.pdf`` is a hit on any page.
 Questions may carry a ``split`` (``tune`` or ``confirm``) and a ``corpus``; the report breaks
-the metrics down by split. Bootstrap intervals are in ``app.services.eval_stats``.
+the metrics down by split. Bootstrap intervals are in ``retrieval.eval_stats``.
 """
 
 from __future__ import annotations

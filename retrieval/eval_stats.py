@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from app.services.evaluation import MRR_DEPTH, EvalReport, QuestionResult
+from retrieval.evaluation import MRR_DEPTH, EvalReport, QuestionResult
 
 METRICS = ("hit@1", "hit@5", "mrr@10")
 RESAMPLES = 2000
