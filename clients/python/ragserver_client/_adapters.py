@@ -13,7 +13,7 @@ def hit_metadata(hit: Hit) -> dict[str, Any]:
     return {
         "chunk_id": hit.chunk_id,
         "document_id": hit.document_id,
-        "source": hit.filename,
+        "source": hit.source,
         "page": hit.page,
         "heading_path": hit.heading_path,
         "score": hit.score,

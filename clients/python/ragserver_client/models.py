@@ -137,7 +137,7 @@ class Document:
     """A stored document."""
 
     id: str
-    filename: str
+    source: str
     content_hash: str
     chunks: int
     metadata: dict[str, Any]
@@ -149,13 +149,18 @@ class Document:
         """Build from the API's JSON."""
         return cls(
             id=data["id"],
-            filename=data["filename"],
+            source=data.get("source") or data["filename"],
             content_hash=data["content_hash"],
             chunks=int(data["chunks"]),
             metadata=dict(data.get("metadata") or {}),
             created_at=float(data["created_at"]),
             updated_at=float(data["updated_at"]),
         )
+
+    @property
+    def filename(self) -> str:
+        """Deprecated alias of ``source``, as the server keeps it."""
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ class Hit:
 
     chunk_id: str
     document_id: str
-    filename: str
+    source: str
     page: int | None
     heading_path: str
     text: str
@@ -222,12 +227,17 @@ class Hit:
         return cls(
             chunk_id=data["chunk_id"],
             document_id=data["document_id"],
-            filename=data["filename"],
+            source=data.get("source") or data["filename"],
             page=data.get("page"),
             heading_path=data.get("heading_path", ""),
             text=data["text"],
             score=float(data["score"]),
         )
+
+    @property
+    def filename(self) -> str:
+        """Deprecated alias of ``source``, as the server keeps it."""
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -251,7 +261,7 @@ class Citation:
     number: int
     chunk_id: str
     document_id: str
-    filename: str
+    source: str
     page: int | None
     heading_path: str
     score: float
@@ -265,13 +275,18 @@ class Citation:
             number=int(data["number"]),
             chunk_id=data["chunk_id"],
             document_id=data["document_id"],
-            filename=data["filename"],
+            source=data.get("source") or data["filename"],
             page=data.get("page"),
             heading_path=data.get("heading_path", ""),
             score=float(data["score"]),
             quote=data.get("quote", ""),
             cited=bool(data.get("cited", False)),
         )
+
+    @property
+    def filename(self) -> str:
+        """Deprecated alias of ``source``, as the server keeps it."""
+        return self.source
 
 
 @dataclass(frozen=True)
