@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -67,6 +66,12 @@ _RECORD_COLUMNS = sql.SQL("id, source, content_hash, chunk_count, metadata, crea
 _BY_IDS = sql.SQL("id = ANY(%s)")
 _BY_DOCUMENT = sql.SQL("document_id = %s")
 _COPY_TYPES = ["text", "text", "integer", "text", "jsonb", "vector"]
+_T = TypeVar("_T")
+Conn = psycopg.Connection[Any]
+
+
+class _Gone(Exception):
+    """The collection's row is gone: deleted, perhaps recreated, by another replica."""
 
 
 def _check_text(value: str, what: str) -> None:
@@ -135,25 +140,79 @@ class PgVectorStore:
         self._id = collection_id
         self.name, self.embedding_model, self.dimension = info
         self._ef_search = ef_search
+        self._schema = schema
         self._chunks = sql.Identifier(schema, f"chunks_{collection_id}")
         self._docs = sql.Identifier(schema, "documents")
+        self._collections = sql.Identifier(schema, "collections")
 
-    @contextmanager
-    def _tx(self, *, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction, or for a single read a plain autocommit connection (fewer trips)."""
-        try:
-            with self._db.connection() if read_only else self._db.transaction() as conn:
-                yield conn
-        except psycopg.errors.UndefinedTable as exc:
-            raise CollectionNotFound(
-                f"collection '{self.name}' was deleted", {"name": self.name}
-            ) from exc
+    def _run(self, work: Callable[[Conn], _T], *, read_only: bool = False) -> _T:
+        """Run ``work`` in a transaction, or for a single read on an autocommit connection.
+
+        When the collection's row or table is gone (another replica deleted it, and maybe
+        created a collection of the same name since), the name is looked up again: if it
+        names a collection of the same model and dimension, this object follows it and the
+        work runs once more, so a replica never keeps serving 404 for a recreated collection.
+        """
+        for attempt in range(2):
+            try:
+                with self._db.connection() if read_only else self._db.transaction() as conn:
+                    return work(conn)
+            except (
+                _Gone,
+                psycopg.errors.UndefinedTable,
+                psycopg.errors.ForeignKeyViolation,
+            ) as exc:
+                if attempt or not self._rebind():
+                    raise CollectionNotFound(
+                        f"collection '{self.name}' was deleted", {"name": self.name}
+                    ) from exc
+        raise AssertionError("unreachable")
+
+    def _rebind(self) -> bool:
+        """Follow the collection now named ``self.name``; False if none (or an unlike one)."""
+        with self._db.connection() as conn:
+            row = conn.execute(
+                sql.SQL("SELECT id, embedding_model, dimension FROM {} WHERE name = %s").format(
+                    self._collections
+                ),
+                [self.name],
+            ).fetchone()
+        if row is None or int(row[0]) == self._id:
+            return False
+        if (str(row[1]), int(row[2])) != (self.embedding_model, self.dimension):
+            return False  # recreated for another model: the service must open it anew
+        self._id = int(row[0])
+        self._chunks = sql.Identifier(self._schema, f"chunks_{self._id}")
+        return True
+
+    def _bump(self, conn: Conn) -> None:
+        """Move the collection's version, in the write's own transaction (see ``version``)."""
+        row = conn.execute(
+            sql.SQL("UPDATE {} SET version = version + 1 WHERE id = %s RETURNING version").format(
+                self._collections
+            ),
+            [self._id],
+        ).fetchone()
+        if row is None:
+            raise _Gone
+
+    def version(self) -> str:
+        """Return ``<collection id>:<write counter>``: one indexed row, moved by every write."""
+
+        def read(conn: Conn) -> str:
+            row = conn.execute(
+                sql.SQL("SELECT version FROM {} WHERE id = %s").format(self._collections),
+                [self._id],
+            ).fetchone()
+            if row is None:
+                raise _Gone
+            return f"{self._id}:{int(row[0])}"
+
+        return self._run(read, read_only=True)
 
     # -- writes -------------------------------------------------------------------------
 
-    def _remove(
-        self, conn: psycopg.Connection[Any], where: sql.Composable, params: list[Any]
-    ) -> set[str]:
+    def _remove(self, conn: Conn, where: sql.Composable, params: list[Any]) -> set[str]:
         """Delete chunks matching ``where``; return the ids of the documents they belonged to."""
         rows = conn.execute(
             sql.SQL("DELETE FROM {} WHERE {} RETURNING document_id").format(self._chunks, where),
@@ -161,7 +220,7 @@ class PgVectorStore:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def _copy(self, conn: psycopg.Connection[Any], chunks: Sequence[Chunk], arr: Vector) -> None:
+    def _copy(self, conn: Conn, chunks: Sequence[Chunk], arr: Vector) -> None:
         statement = sql.SQL(
             "COPY {} (id, document_id, position, text, metadata, embedding) "
             "FROM STDIN WITH (FORMAT BINARY)"
@@ -173,7 +232,7 @@ class PgVectorStore:
                 row = (chunk.id, chunk.document_id, position, chunk.text, Jsonb(chunk.metadata))
                 copy.write_row((*row, vector))
 
-    def _recount(self, conn: psycopg.Connection[Any], document_ids: set[str]) -> None:
+    def _recount(self, conn: Conn, document_ids: set[str]) -> None:
         if not document_ids:
             return
         conn.execute(
@@ -191,10 +250,14 @@ class PgVectorStore:
         arr = check_vectors(vectors, len(cleaned), self.dimension, self.name)
         if not cleaned:
             return
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
             touched = self._remove(conn, _BY_IDS, [[c.id for c in cleaned]])
             self._copy(conn, cleaned, arr)
             self._recount(conn, touched | {c.document_id for c in cleaned})
+            self._bump(conn)
+
+        self._run(write)
 
     def replace_document(
         self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
@@ -205,7 +268,8 @@ class PgVectorStore:
         for value, what in ((record.id, "document id"), (record.source, "source")):
             _check_text(value, what)
         _check_storable(clean_metadata(record.metadata), "document metadata")
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [record.id, self._id]
             )
@@ -218,8 +282,11 @@ class PgVectorStore:
             self._copy(conn, cleaned, arr)
             self._put_record(conn, stamp_record(record, previous, len(cleaned)))
             self._recount(conn, touched - {record.id})
+            self._bump(conn)
 
-    def _put_record(self, conn: psycopg.Connection[Any], record: DocumentRecord) -> None:
+        self._run(write)
+
+    def _put_record(self, conn: Conn, record: DocumentRecord) -> None:
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (collection_id, {}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
@@ -244,13 +311,19 @@ class PgVectorStore:
         """Delete chunks by id; missing ids are ignored."""
         if not chunk_ids:
             return
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
             touched = self._remove(conn, _BY_IDS, [list(chunk_ids)])
-            self._recount(conn, touched)
+            if touched:
+                self._recount(conn, touched)
+                self._bump(conn)
+
+        self._run(write)
 
     def delete_document(self, document_id: str) -> bool:
         """Delete a document's record and chunks (found through the document id index)."""
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> bool:
             removed = self._remove(conn, _BY_DOCUMENT, [document_id])
             row = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE collection_id = %s AND id = %s RETURNING id").format(
@@ -258,9 +331,26 @@ class PgVectorStore:
                 ),
                 [self._id, document_id],
             ).fetchone()
-        return row is not None or bool(removed)
+            if row is None and not removed:
+                return False
+            self._bump(conn)
+            return True
+
+        return self._run(write)
 
     # -- search -------------------------------------------------------------------------
+
+    def _rows(
+        self, template: str, params: list[Any], *parts: sql.Composable
+    ) -> list[tuple[Any, ...]]:
+        """Run one read; the template's first ``{}`` is the chunk table, the others ``parts``."""
+
+        def read(conn: Conn) -> list[tuple[Any, ...]]:
+            # Composed here, so that after a rebind the retry reads the new table.
+            statement = sql.SQL(template).format(self._chunks, *parts)
+            return conn.execute(statement, params).fetchall()
+
+        return self._run(read, read_only=True)
 
     def _nearest(
         self,
@@ -270,19 +360,19 @@ class PgVectorStore:
         limit: int,
         exact: bool,
     ) -> list[tuple[Any, ...]]:
-        statement = sql.SQL(
-            "SELECT id, document_id, text, metadata, embedding <=> %s AS distance FROM {} "
-            "WHERE {} ORDER BY distance LIMIT %s"
-        ).format(self._chunks, where)
-        if not exact and limit <= self._ef_search:  # the connection's ef_search will do
-            with self._tx(read_only=True) as conn:
-                return conn.execute(statement, [query, *params, limit]).fetchall()
-        with self._tx() as conn:
+        def read(conn: Conn) -> list[tuple[Any, ...]]:
+            statement = sql.SQL(
+                "SELECT id, document_id, text, metadata, embedding <=> %s AS distance FROM {} "
+                "WHERE {} ORDER BY distance LIMIT %s"
+            ).format(self._chunks, where)
             if exact:  # a sequential scan of the matching rows, then a sort: exact
                 conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
+            elif limit > self._ef_search:
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(limit)])
             return conn.execute(statement, [query, *params, limit]).fetchall()
+
+        # One statement on the connection's own ef_search needs no transaction (fewer trips).
+        return self._run(read, read_only=not exact and limit <= self._ef_search)
 
     def search(
         self,
@@ -296,12 +386,11 @@ class PgVectorStore:
         query = prepare_query(vector, self.dimension, self.name)[0]
         where, params = to_pg_where(filter, sql.Identifier("metadata"))
         if not query.any():  # no direction: every similarity is 0 (pgvector would say NaN)
-            statement = sql.SQL(
+            template = (
                 'SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY id COLLATE "C" '
                 "LIMIT %s"
-            ).format(self._chunks, where)
-            with self._tx(read_only=True) as conn:
-                rows = conn.execute(statement, [*params, top_k]).fetchall()
+            )
+            rows = self._rows(template, [*params, top_k], where)
             return sort_hits([Hit(_chunk(row), 0.0) for row in rows], top_k, score_threshold)
         asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
         exact = asked > _MAX_EF_SEARCH
@@ -321,13 +410,10 @@ class PgVectorStore:
 
     def count(self) -> int:
         """Return the number of chunks stored."""
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self._chunks)).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._rows("SELECT count(*) FROM {}", [])
+        return int(rows[0][0]) if rows else 0
 
-    def _get_document(
-        self, conn: psycopg.Connection[Any], document_id: str
-    ) -> DocumentRecord | None:
+    def _get_document(self, conn: Conn, document_id: str) -> DocumentRecord | None:
         row = conn.execute(
             sql.SQL("SELECT {} FROM {} WHERE collection_id = %s AND id = %s").format(
                 _RECORD_COLUMNS, self._docs
@@ -338,13 +424,31 @@ class PgVectorStore:
 
     def get_document(self, document_id: str) -> DocumentRecord | None:
         """Return a document's record, or None."""
-        with self._tx(read_only=True) as conn:
-            return self._get_document(conn, document_id)
+        return self._read_documents(lambda conn: self._get_document(conn, document_id))
+
+    def _read_documents(self, read: Callable[[Conn], _T]) -> _T:
+        """Read document records; an empty answer checks that the collection still exists.
+
+        Records hang off the collection id: after another replica deleted (and maybe
+        recreated) the collection, the old id finds nothing instead of failing.
+        """
+
+        def checked(conn: Conn) -> _T:
+            result = read(conn)
+            if not result:
+                alive = conn.execute(
+                    sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(self._collections),
+                    [self._id],
+                ).fetchone()
+                if alive is None:
+                    raise _Gone
+            return result
+
+        return self._run(checked, read_only=True)
 
     def _documents_where(self, filter: Filter | None) -> tuple[sql.Composable, list[Any]]:
         view = sql.SQL("(metadata || jsonb_build_object('source', source, 'document_id', id))")
-        where, params = to_pg_where(filter, view)
-        return sql.SQL("collection_id = %s AND {}").format(where), [self._id, *params]
+        return to_pg_where(filter, view)
 
     def list_documents(
         self, filter: Filter | None = None, limit: int | None = None, offset: int = 0
@@ -353,30 +457,31 @@ class PgVectorStore:
         page([], limit, offset)  # checks the bounds
         where, params = self._documents_where(filter)
         statement = sql.SQL(
-            'SELECT {} FROM {} WHERE {} ORDER BY source COLLATE "C", id COLLATE "C" '
-            "LIMIT %s OFFSET %s"
+            "SELECT {} FROM {} WHERE collection_id = %s AND {} "
+            'ORDER BY source COLLATE "C", id COLLATE "C" LIMIT %s OFFSET %s'
         ).format(_RECORD_COLUMNS, self._docs, where)
-        with self._tx(read_only=True) as conn:
-            rows = conn.execute(statement, [*params, limit, offset]).fetchall()
+        rows = self._read_documents(
+            lambda conn: conn.execute(statement, [self._id, *params, limit, offset]).fetchall()
+        )
         return [_record(r) for r in rows]
 
     def count_documents(self, filter: Filter | None = None) -> int:
         """Return the number of documents matching ``filter``."""
         where, params = self._documents_where(filter)
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self._docs, where), params
-            ).fetchone()
-        return int(row[0]) if row else 0
+        statement = sql.SQL("SELECT count(*) FROM {} WHERE collection_id = %s AND {}").format(
+            self._docs, where
+        )
+        rows = self._read_documents(
+            lambda conn: [r for r in conn.execute(statement, [self._id, *params]) if r[0]]
+        )
+        return int(rows[0][0]) if rows else 0
 
     def _select_chunks(
         self, where: sql.Composable, params: list[Any], order: sql.Composable
     ) -> list[Chunk]:
-        statement = sql.SQL(
-            "SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY {}"
-        ).format(self._chunks, where, order)
-        with self._tx(read_only=True) as conn:
-            return [_chunk(r) for r in conn.execute(statement, params).fetchall()]
+        template = "SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY {}"
+        rows = self._rows(template, params, where, order)
+        return [_chunk(r) for r in rows]
 
     def get_chunks(self, document_id: str) -> list[Chunk]:
         """Return a document's chunks ordered by position, then id."""
@@ -459,7 +564,7 @@ class PgVectorClient:
             ).fetchone()
         return self._store(row) if row else None
 
-    def _create_table(self, conn: psycopg.Connection[Any], collection_id: int, dim: int) -> None:
+    def _create_table(self, conn: Conn, collection_id: int, dim: int) -> None:
         table = sql.Identifier(self._schema, f"chunks_{collection_id}")
         m, ef_construction = self._hnsw
         for statement in (
