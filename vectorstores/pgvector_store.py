@@ -60,6 +60,7 @@ from vectorstores.common import (
 )
 from vectorstores.pgvector_db import Database, prepare
 from vectorstores.pgvector_filters import to_pg_where
+from vectorstores.pgvector_index import HnswParams, begin_bulk, create_hnsw_index, end_bulk
 
 _MAX_EF_SEARCH = 1000
 _RECORD_COLUMNS = sql.SQL("id, source, content_hash, chunk_count, metadata, created_at, updated_at")
@@ -125,7 +126,7 @@ class PgVectorStore:
         schema: str,
         collection_id: int,
         info: tuple[str, str, int],
-        ef_search: int,
+        hnsw: HnswParams,
     ) -> None:
         """Wrap a collection's rows.
 
@@ -134,12 +135,14 @@ class PgVectorStore:
             schema: The schema of ragserver's tables.
             collection_id: The collection's row id (its chunk table is ``chunks_<id>``).
             info: Name, embedding model and dimension.
-            ef_search: HNSW search breadth (raised to the number of rows asked for).
+            hnsw: HNSW parameters: search breadth (raised to the number of rows asked for),
+                build parameters and the bulk path's (``pgvector_index``).
         """
         self._db = db
         self._id = collection_id
         self.name, self.embedding_model, self.dimension = info
-        self._ef_search = ef_search
+        self._hnsw = hnsw
+        self._ef_search = hnsw.ef_search
         self._schema = schema
         self._chunks = sql.Identifier(schema, f"chunks_{collection_id}")
         self._docs = sql.Identifier(schema, "documents")
@@ -220,7 +223,8 @@ class PgVectorStore:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def _copy(self, conn: Conn, chunks: Sequence[Chunk], arr: Vector) -> None:
+    def _copy(self, conn: Conn, chunks: Sequence[Chunk], arr: Vector, *, bulk: bool) -> None:
+        """Copy rows in; after a ``begin_bulk`` that dropped the index, build it again."""
         statement = sql.SQL(
             "COPY {} (id, document_id, position, text, metadata, embedding) "
             "FROM STDIN WITH (FORMAT BINARY)"
@@ -231,6 +235,8 @@ class PgVectorStore:
                 position = chunk_order(chunk)[0]
                 row = (chunk.id, chunk.document_id, position, chunk.text, Jsonb(chunk.metadata))
                 copy.write_row((*row, vector))
+        if bulk:
+            end_bulk(conn, self._chunks, self._hnsw)
 
     def _recount(self, conn: Conn, document_ids: set[str]) -> None:
         if not document_ids:
@@ -252,8 +258,9 @@ class PgVectorStore:
             return
 
         def write(conn: Conn) -> None:
+            bulk = begin_bulk(conn, self._chunks, len(cleaned), self._hnsw)
             touched = self._remove(conn, _BY_IDS, [[c.id for c in cleaned]])
-            self._copy(conn, cleaned, arr)
+            self._copy(conn, cleaned, arr, bulk=bulk)
             self._recount(conn, touched | {c.document_id for c in cleaned})
             self._bump(conn)
 
@@ -273,13 +280,14 @@ class PgVectorStore:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [record.id, self._id]
             )
+            bulk = begin_bulk(conn, self._chunks, len(cleaned), self._hnsw)
             previous = self._get_document(conn, record.id)
             touched = self._remove(
                 conn,
                 sql.SQL("document_id = %s OR id = ANY(%s)"),
                 [record.id, [c.id for c in cleaned]],
             )
-            self._copy(conn, cleaned, arr)
+            self._copy(conn, cleaned, arr, bulk=bulk)
             self._put_record(conn, stamp_record(record, previous, len(cleaned)))
             self._recount(conn, touched - {record.id})
             self._bump(conn)
@@ -514,6 +522,8 @@ class PgVectorClient:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         hnsw_ef_search: int = 64,
+        bulk_min_rows: int = 1000,
+        maintenance_work_mem: str = "512MB",
         **unknown: Any,
     ) -> None:
         """Connect, make sure the extension and the tables exist, check the schema version.
@@ -528,6 +538,9 @@ class PgVectorClient:
             hnsw_m: HNSW graph degree of new collections.
             hnsw_ef_construction: HNSW build breadth of new collections.
             hnsw_ef_search: HNSW search breadth.
+            bulk_min_rows: Smallest write that builds the HNSW index after the copy when
+                the table holds no more rows than it writes (0: never; ``pgvector_index``).
+            maintenance_work_mem: PostgreSQL memory for such an index build.
             **unknown: Refused; present so that a misspelt option is a configuration error.
 
         Raises:
@@ -538,21 +551,26 @@ class PgVectorClient:
             raise ConfigurationError(f"unknown pgvector options: {sorted(unknown)}")
         if not db_schema or "\x00" in db_schema:
             raise ConfigurationError("RAG_VECTORSTORE__PGVECTOR__DB_SCHEMA must not be empty")
-        self._ef_search = min(hnsw_ef_search, _MAX_EF_SEARCH)
+        self._hnsw = HnswParams(
+            m=hnsw_m,
+            ef_construction=hnsw_ef_construction,
+            ef_search=min(hnsw_ef_search, _MAX_EF_SEARCH),
+            bulk_min_rows=bulk_min_rows,
+            maintenance_work_mem=maintenance_work_mem,
+        )
         self._db = Database(
             url,
             pool_size=pool_size,
             connect_timeout_s=connect_timeout_s,
-            session={"hnsw.ef_search": str(self._ef_search)},
+            session={"hnsw.ef_search": str(self._hnsw.ef_search)},
         )
         self._schema = db_schema
-        self._hnsw = (hnsw_m, hnsw_ef_construction)
         self._collections = sql.Identifier(db_schema, "collections")
         prepare(self._db, db_schema)
 
     def _store(self, row: Sequence[Any]) -> PgVectorStore:
         info = (str(row[1]), str(row[2]), int(row[3]))
-        return PgVectorStore(self._db, self._schema, int(row[0]), info, self._ef_search)
+        return PgVectorStore(self._db, self._schema, int(row[0]), info, self._hnsw)
 
     def _find(self, name: str) -> PgVectorStore | None:
         with self._db.connection() as conn:
@@ -566,21 +584,15 @@ class PgVectorClient:
 
     def _create_table(self, conn: Conn, collection_id: int, dim: int) -> None:
         table = sql.Identifier(self._schema, f"chunks_{collection_id}")
-        m, ef_construction = self._hnsw
         for statement in (
             "CREATE TABLE {t} (id text PRIMARY KEY, document_id text NOT NULL, "
             "position integer NOT NULL, text text NOT NULL, metadata jsonb NOT NULL, "
             "embedding vector({dim}) NOT NULL)",
             "CREATE INDEX ON {t} (document_id)",
             "CREATE INDEX ON {t} USING gin (metadata jsonb_path_ops)",
-            "CREATE INDEX ON {t} USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = {m}, ef_construction = {ef})",
         ):
-            conn.execute(
-                sql.SQL(statement).format(
-                    t=table, dim=sql.Literal(dim), m=sql.Literal(m), ef=sql.Literal(ef_construction)
-                )
-            )
+            conn.execute(sql.SQL(statement).format(t=table, dim=sql.Literal(dim)))
+        create_hnsw_index(conn, table, self._hnsw)
 
     def create_collection(self, name: str, embedding_model: str, dimension: int) -> PgVectorStore:
         """Create a collection and its chunk table; raises ``CollectionExists`` if it exists."""
