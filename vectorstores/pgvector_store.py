@@ -3,7 +3,9 @@
 Tables, in the schema ``db_schema`` (``ragserver`` by default; see ``pgvector_db`` for its
 creation and versioning):
 
-* ``collections``: id, name, embedding model, dimension.
+* ``collections``: id, name, embedding model, dimension, and ``version``: a write counter
+  bumped by every write in its own transaction (``version()``; keyword indexes in every
+  replica compare it on each search).
 * ``documents``: one row per document record, keyed by (collection id, document id), with the
   user metadata as JSONB; deleted with its collection.
 * ``chunks_<collection id>``: one table per collection, because an HNSW index needs a fixed
@@ -15,6 +17,12 @@ document, deletes its old chunks (and chunks of the new ids that belonged to oth
 documents), copies the new ones in (``COPY ... FORMAT BINARY``) and upserts the record, so a
 reader sees the old version or the new one and two replicas storing the same document at once
 leave one copy.
+
+A store object follows its collection by name: when its table or row is gone (another replica
+deleted the collection, and perhaps created one of the same name), the name is looked up again
+and the operation runs once more on the new collection; ``CollectionNotFound`` only when no
+collection of that name (and model and dimension) exists. Large first loads take the bulk path
+of ``pgvector_index`` (the HNSW index built once after the copy).
 
 Search asks the HNSW index for ``top_k + 1`` rows ordered by cosine distance (with
 ``hnsw.ef_search`` raised to that many), the filter applied in the same query; ties at the cut
