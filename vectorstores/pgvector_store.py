@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -66,6 +66,7 @@ from vectorstores.common import (
     stamp_record,
     validate_collection_name,
 )
+from vectorstores.pgvector_binding import BoundCollection, Conn
 from vectorstores.pgvector_db import Database, prepare
 from vectorstores.pgvector_filters import to_pg_where
 from vectorstores.pgvector_index import HnswParams, begin_bulk, create_hnsw_index, end_bulk
@@ -75,12 +76,6 @@ _RECORD_COLUMNS = sql.SQL("id, source, content_hash, chunk_count, metadata, crea
 _BY_IDS = sql.SQL("id = ANY(%s)")
 _BY_DOCUMENT = sql.SQL("document_id = %s")
 _COPY_TYPES = ["text", "text", "integer", "text", "jsonb", "vector"]
-_T = TypeVar("_T")
-Conn = psycopg.Connection[Any]
-
-
-class _Gone(Exception):
-    """The collection's row is gone: deleted, perhaps recreated, by another replica."""
 
 
 def _check_text(value: str, what: str) -> None:
@@ -123,7 +118,7 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     return Chunk(id=row[0], document_id=row[1], text=row[2], metadata=dict(row[3]))
 
 
-class PgVectorStore:
+class PgVectorStore(BoundCollection):
     """One collection of the pgvector backend (see the module docstring)."""
 
     supports_filters = True
@@ -146,80 +141,9 @@ class PgVectorStore:
             hnsw: HNSW parameters: search breadth (raised to the number of rows asked for),
                 build parameters and the bulk path's (``pgvector_index``).
         """
-        self._db = db
-        self._id = collection_id
-        self.name, self.embedding_model, self.dimension = info
+        super().__init__(db, schema, collection_id, info)
         self._hnsw = hnsw
         self._ef_search = hnsw.ef_search
-        self._schema = schema
-        self._chunks = sql.Identifier(schema, f"chunks_{collection_id}")
-        self._docs = sql.Identifier(schema, "documents")
-        self._collections = sql.Identifier(schema, "collections")
-
-    def _run(self, work: Callable[[Conn], _T], *, read_only: bool = False) -> _T:
-        """Run ``work`` in a transaction, or for a single read on an autocommit connection.
-
-        When the collection's row or table is gone (another replica deleted it, and maybe
-        created a collection of the same name since), the name is looked up again: if it
-        names a collection of the same model and dimension, this object follows it and the
-        work runs once more, so a replica never keeps serving 404 for a recreated collection.
-        """
-        for attempt in range(2):
-            try:
-                with self._db.connection() if read_only else self._db.transaction() as conn:
-                    return work(conn)
-            except (
-                _Gone,
-                psycopg.errors.UndefinedTable,
-                psycopg.errors.ForeignKeyViolation,
-            ) as exc:
-                if attempt or not self._rebind():
-                    raise CollectionNotFound(
-                        f"collection '{self.name}' was deleted", {"name": self.name}
-                    ) from exc
-        raise AssertionError("unreachable")
-
-    def _rebind(self) -> bool:
-        """Follow the collection now named ``self.name``; False if none (or an unlike one)."""
-        with self._db.connection() as conn:
-            row = conn.execute(
-                sql.SQL("SELECT id, embedding_model, dimension FROM {} WHERE name = %s").format(
-                    self._collections
-                ),
-                [self.name],
-            ).fetchone()
-        if row is None or int(row[0]) == self._id:
-            return False
-        if (str(row[1]), int(row[2])) != (self.embedding_model, self.dimension):
-            return False  # recreated for another model: the service must open it anew
-        self._id = int(row[0])
-        self._chunks = sql.Identifier(self._schema, f"chunks_{self._id}")
-        return True
-
-    def _bump(self, conn: Conn) -> None:
-        """Move the collection's version, in the write's own transaction (see ``version``)."""
-        row = conn.execute(
-            sql.SQL("UPDATE {} SET version = version + 1 WHERE id = %s RETURNING version").format(
-                self._collections
-            ),
-            [self._id],
-        ).fetchone()
-        if row is None:
-            raise _Gone
-
-    def version(self) -> str:
-        """Return ``<collection id>:<write counter>``: one indexed row, moved by every write."""
-
-        def read(conn: Conn) -> str:
-            row = conn.execute(
-                sql.SQL("SELECT version FROM {} WHERE id = %s").format(self._collections),
-                [self._id],
-            ).fetchone()
-            if row is None:
-                raise _Gone
-            return f"{self._id}:{int(row[0])}"
-
-        return self._run(read, read_only=True)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -356,18 +280,6 @@ class PgVectorStore:
 
     # -- search -------------------------------------------------------------------------
 
-    def _rows(
-        self, template: str, params: list[Any], *parts: sql.Composable
-    ) -> list[tuple[Any, ...]]:
-        """Run one read; the template's first ``{}`` is the chunk table, the others ``parts``."""
-
-        def read(conn: Conn) -> list[tuple[Any, ...]]:
-            # Composed here, so that after a rebind the retry reads the new table.
-            statement = sql.SQL(template).format(self._chunks, *parts)
-            return conn.execute(statement, params).fetchall()
-
-        return self._run(read, read_only=True)
-
     def _nearest(
         self,
         query: Vector,
@@ -441,26 +353,6 @@ class PgVectorStore:
     def get_document(self, document_id: str) -> DocumentRecord | None:
         """Return a document's record, or None."""
         return self._read_documents(lambda conn: self._get_document(conn, document_id))
-
-    def _read_documents(self, read: Callable[[Conn], _T]) -> _T:
-        """Read document records; an empty answer checks that the collection still exists.
-
-        Records hang off the collection id: after another replica deleted (and maybe
-        recreated) the collection, the old id finds nothing instead of failing.
-        """
-
-        def checked(conn: Conn) -> _T:
-            result = read(conn)
-            if not result:
-                alive = conn.execute(
-                    sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(self._collections),
-                    [self._id],
-                ).fetchone()
-                if alive is None:
-                    raise _Gone
-            return result
-
-        return self._run(checked, read_only=True)
 
     def _documents_where(self, filter: Filter | None) -> tuple[sql.Composable, list[Any]]:
         view = sql.SQL("(metadata || jsonb_build_object('source', source, 'document_id', id))")
