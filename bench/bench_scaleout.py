@@ -312,10 +312,21 @@ def bench_replicas(
 
 
 def cpu_model() -> str:
+    """The CPU's model name, with the vector extensions that matter here."""
+    model, flags = platform.processor() or "unknown CPU", set()
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+            model = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+    wanted = {
+        "avx2": "AVX2",
+        "avx512f": "AVX-512",
+        "avx512_bf16": "AVX-512 BF16",
+        "amx_bf16": "AMX",
+    }
+    found = [name for flag, name in wanted.items() if flag in flags]
+    return f"{model} ({', '.join(found) or 'no AVX2'})"
 
 
 def render(result: dict[str, Any], command: str) -> str:
