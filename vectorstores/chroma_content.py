@@ -49,10 +49,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunk_text (
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
+    document_id TEXT NOT NULL,
     text TEXT NOT NULL,
     metadata TEXT NOT NULL,
     PRIMARY KEY (collection, id)
 );
+CREATE INDEX IF NOT EXISTS chunk_text_by_document ON chunk_text (collection, document_id);
 """
 
 
@@ -117,7 +119,9 @@ class InChroma:
             for i, t, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
 
-    def forget(self, collection_id: str, ids: Sequence[str]) -> None:
+    def forget(
+        self, collection_id: str, ids: Sequence[str], document_id: str | None = None
+    ) -> None:
         """Nothing to forget beside Chroma."""
 
     def forget_collection(self, collection_id: str) -> None:
@@ -148,9 +152,11 @@ class BesideChroma:
 
     def prepare(self, collection_id: str, chunks: Sequence[Chunk]) -> dict[str, Any]:
         """Store the chunks' text and metadata here; return what Chroma's upsert gets."""
-        rows = [(collection_id, c.id, c.text, json.dumps(c.metadata)) for c in chunks]
+        rows = [
+            (collection_id, c.id, c.document_id, c.text, json.dumps(c.metadata)) for c in chunks
+        ]
         with self._lock, transaction(self._conn) as conn:
-            conn.executemany("INSERT OR REPLACE INTO chunk_text VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO chunk_text VALUES (?, ?, ?, ?, ?)", rows)
         return {"metadatas": [_chroma_metadata(c, string_digest) for c in chunks]}
 
     def _rows(self, collection_id: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -172,19 +178,33 @@ class BesideChroma:
     def read(self, collection_id: str, got: Mapping[str, Any]) -> list[Chunk]:
         """The chunks of a Chroma ``get`` answer, text and metadata read from here.
 
-        A chunk whose row is missing (a crash between the two writes) reads as empty text.
+        A chunk without a row here is being deleted (its row goes first) and is left out.
         """
         rows = self._rows(collection_id, got["ids"])
-        chunks = []
-        for i, md in zip(got["ids"], got["metadatas"], strict=True):
-            text, metadata = rows.get(i, ("", "{}"))
-            chunks.append(Chunk(i, md[DOC], text, json.loads(metadata)))
-        return chunks
+        return [
+            Chunk(i, md[DOC], rows[i][0], json.loads(rows[i][1]))
+            for i, md in zip(got["ids"], got["metadatas"], strict=True)
+            if i in rows
+        ]
 
-    def forget(self, collection_id: str, ids: Sequence[str]) -> None:
-        """Delete the chunks' rows and empty the WAL; called before Chroma deletes them."""
+    def forget(
+        self, collection_id: str, ids: Sequence[str], document_id: str | None = None
+    ) -> None:
+        """Delete the chunks' rows and empty the WAL; called before Chroma deletes them.
+
+        Args:
+            collection_id: The Chroma collection's id.
+            ids: The chunk ids.
+            document_id: Also every row of this document (rows a crash left behind
+                between this file's write and Chroma's).
+        """
         with self._lock:
             with transaction(self._conn) as conn:
+                if document_id is not None:
+                    conn.execute(
+                        "DELETE FROM chunk_text WHERE collection = ? AND document_id = ?",
+                        [collection_id, document_id],
+                    )
                 for start in range(0, len(ids), _BATCH):
                     part = list(ids[start : start + _BATCH])
                     conn.execute(

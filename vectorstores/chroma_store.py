@@ -140,8 +140,9 @@ class ChromaStore:
                 **self._content.prepare(self._id, part),
             )
 
-    def _delete_ids(self, ids: Sequence[str]) -> None:
-        self._content.forget(self._id, ids)  # the text first: a crash between leaves none
+    def _delete_ids(self, ids: Sequence[str], document_id: str | None = None) -> None:
+        # The text first: a crash between leaves none, and readers skip the chunks at once.
+        self._content.forget(self._id, ids, document_id)
         for start in range(0, len(ids), self._batch):
             self._chunks.delete(ids=list(ids[start : start + self._batch]))
 
@@ -198,7 +199,7 @@ class ChromaStore:
         """Delete a document's record and chunks (Chroma's metadata index finds them)."""
         with _reachable("delete_document"):
             ids = self._chunks.get(where={DOC: document_id}, include=[])["ids"]
-            self._delete_ids(ids)
+            self._delete_ids(ids, document_id)
             existed = bool(self._docs.get(ids=[document_id], include=[])["ids"])
             self._docs.delete(ids=[document_id])
             return existed or bool(ids)
@@ -231,8 +232,12 @@ class ChromaStore:
                     break
                 asked *= 2  # ties at the cut: fetch more so they can be ordered by id
         first = {field: got[field][0] for field in ("ids", *self._content.read_fields)}
-        chunks = self._content.read(self._id, first)
-        hits = [Hit(c, 1.0 - float(d)) for c, d in zip(chunks, distances, strict=True)]
+        chunks = {c.id: c for c in self._content.read(self._id, first)}
+        hits = [
+            Hit(chunks[i], 1.0 - float(d))
+            for i, d in zip(first["ids"], distances, strict=True)
+            if i in chunks  # not a chunk being deleted
+        ]
         return sort_hits(hits, top_k, score_threshold)
 
     def count(self) -> int:
