@@ -134,11 +134,22 @@ class ChromaStore:
     def _write(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
         for start in range(0, len(chunks), self._batch):
             part = chunks[start : start + self._batch]
+            fields = self._content.prepare(self._id, part)
+            fields["metadatas"] = self._dropping_stale_keys(part, fields["metadatas"])
             self._chunks.upsert(
-                ids=[c.id for c in part],
-                embeddings=vectors[start : start + self._batch],
-                **self._content.prepare(self._id, part),
+                ids=[c.id for c in part], embeddings=vectors[start : start + self._batch], **fields
             )
+
+    def _dropping_stale_keys(
+        self, part: Sequence[Chunk], metadatas: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Chroma's upsert merges metadata: a key the new version lacks is set to None (dropped)."""
+        got = self._chunks.get(ids=[c.id for c in part], include=["metadatas"])
+        old = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
+        return [
+            {**dict.fromkeys(set(old.get(c.id) or {}) - set(md)), **md}
+            for c, md in zip(part, metadatas, strict=True)
+        ]
 
     def _delete_ids(self, ids: Sequence[str], document_id: str | None = None) -> None:
         # The text first: a crash between leaves none, and readers skip the chunks at once.
