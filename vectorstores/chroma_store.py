@@ -14,7 +14,8 @@ restore them on read: Chroma 1.5 truncates a fractional operand compared with an
 ``<name>__docs`` (hence the reserved ``__docs`` suffix) holds one entry per document record
 with a dummy 1-dimensional embedding: its metadata is the record's filter view (metadata,
 ``source``, ``document_id``) plus reserved ``_rs_*`` fields (hash, chunk count, timestamps, the
-user metadata as JSON).
+user metadata as JSON) on a Chroma server; embedded, the record lives beside Chroma and the
+filter view is digested.
 
 Chroma has no transactions: ``replace_document`` writes the new chunks, then deletes the stale
 ones, then writes the record, so a crash leaves the old or the new version searchable and the
@@ -26,7 +27,6 @@ records, then pages).
 from __future__ import annotations
 
 import dataclasses
-import json
 import threading
 import time
 import urllib.parse
@@ -44,21 +44,19 @@ from core.errors import (
 )
 from core.types import Chunk, DocumentRecord, Hit
 from vectorstores.base import CollectionInfo, Filter, Vector, check_embedding, check_vectors
-from vectorstores.chroma_content import DOC, BesideChroma, InChroma, as_floats
+from vectorstores.chroma_content import DOC, BesideChroma, InChroma, without_stale_keys
 from vectorstores.common import (
     RESERVED_SUFFIX,
     check_dimension,
     check_top_k,
     chunk_order,
     clean_chunks,
-    document_filter_view,
     page,
     prepare_query,
     sort_hits,
     stamp_record,
     validate_collection_name,
 )
-from vectorstores.filters import to_chroma_where
 
 _COSINE = {"hnsw": {"space": "cosine"}}
 
@@ -78,30 +76,6 @@ def _not_found(exc: Exception) -> bool:
     from chromadb.errors import NotFoundError
 
     return isinstance(exc, NotFoundError) or "does not exist" in str(exc)
-
-
-def _record_metadata(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        **as_floats(document_filter_view(record)),
-        "_rs_source": record.source,
-        "_rs_hash": record.content_hash,
-        "_rs_chunk_count": record.chunk_count,
-        "_rs_created": record.created_at,
-        "_rs_updated": record.updated_at,
-        "_rs_metadata": json.dumps(record.metadata),
-    }
-
-
-def _record(doc_id: str, md: dict[str, Any]) -> DocumentRecord:
-    return DocumentRecord(
-        id=doc_id,
-        source=md["_rs_source"],
-        content_hash=md["_rs_hash"],
-        chunk_count=int(md["_rs_chunk_count"]),
-        metadata=json.loads(md["_rs_metadata"]),
-        created_at=float(md["_rs_created"]),
-        updated_at=float(md["_rs_updated"]),
-    )
 
 
 class ChromaStore:
@@ -135,21 +109,9 @@ class ChromaStore:
         for start in range(0, len(chunks), self._batch):
             part = chunks[start : start + self._batch]
             fields = self._content.prepare(self._id, part)
-            fields["metadatas"] = self._dropping_stale_keys(part, fields["metadatas"])
-            self._chunks.upsert(
-                ids=[c.id for c in part], embeddings=vectors[start : start + self._batch], **fields
-            )
-
-    def _dropping_stale_keys(
-        self, part: Sequence[Chunk], metadatas: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Chroma's upsert merges metadata: a key the new version lacks is set to None (dropped)."""
-        got = self._chunks.get(ids=[c.id for c in part], include=["metadatas"])
-        old = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
-        return [
-            {**dict.fromkeys(set(old.get(c.id) or {}) - set(md)), **md}
-            for c, md in zip(part, metadatas, strict=True)
-        ]
+            ids = [c.id for c in part]
+            fields["metadatas"] = without_stale_keys(self._chunks, ids, fields["metadatas"])
+            self._chunks.upsert(ids=ids, embeddings=vectors[start : start + self._batch], **fields)
 
     def _delete_ids(self, ids: Sequence[str], document_id: str | None = None) -> None:
         # The text first: a crash between leaves none, and readers skip the chunks at once.
@@ -172,7 +134,9 @@ class ChromaStore:
                     self._put_record(dataclasses.replace(record, chunk_count=n))
 
     def _put_record(self, record: DocumentRecord) -> None:
-        self._docs.upsert(ids=[record.id], embeddings=[[1.0]], metadatas=[_record_metadata(record)])
+        metadata = self._content.put_record(self._id, record)
+        metadatas = without_stale_keys(self._docs, [record.id], [metadata])
+        self._docs.upsert(ids=[record.id], embeddings=[[1.0]], metadatas=metadatas)
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
         """Insert or replace chunks by id (see ``VectorStore.upsert``)."""
@@ -260,15 +224,14 @@ class ChromaStore:
         """Return a document's record, or None."""
         with _reachable("get_document"):
             got = self._docs.get(ids=[document_id], include=["metadatas"])
-        if not got["ids"]:
-            return None
-        return _record(got["ids"][0], got["metadatas"][0])
+        records = self._content.read_records(self._id, got)
+        return records[0] if records else None
 
     def _documents(self, filter: Filter | None) -> list[DocumentRecord]:
-        where = to_chroma_where(filter)
+        where = self._content.where(filter)
         with _reachable("list_documents"):
             got = self._docs.get(where=where, include=["metadatas"])
-        records = [_record(i, md) for i, md in zip(got["ids"], got["metadatas"], strict=True)]
+        records = self._content.read_records(self._id, got)
         records.sort(key=lambda r: (r.source, r.id))
         return records
 
@@ -371,7 +334,7 @@ class ChromaClient:
             chunks.name + RESERVED_SUFFIX, embedding_function=None
         )
         with self._adopting:
-            self._content.adopt(chunks)
+            self._content.adopt(chunks, docs)
         return ChromaStore(chunks, docs, self._batch, self._content)
 
     def _get(self, name: str) -> Any | None:

@@ -98,7 +98,7 @@ def test_unknown_option_is_a_configuration_error(tmp_path: Path) -> None:
 
 
 def secret_doc(doc_id: str) -> tuple[DocumentRecord, list[Chunk]]:
-    record = DocumentRecord(doc_id, f"{doc_id}.md", "h", 2, {"lang": "en"})
+    record = DocumentRecord(doc_id, f"{SECRET}.md", "h", 2, {"lang": "en", "title": SECRET})
     chunks = [
         Chunk(
             f"{doc_id}:0", doc_id, f"the word is {SECRET}", {"heading_path": SECRET, "position": 0}
@@ -114,8 +114,13 @@ def test_embedded_chroma_never_holds_text_or_string_values(tmp_path: Path) -> No
     record, chunks = secret_doc("d1")
     store.replace_document(record, chunks, rand_vectors(2))
     # Chroma's own database (its write-ahead log included) never sees the text or the heading.
-    assert files_holding(tmp_path, SECRET) == [f"chroma/{TEXT_FILE}"]
+    holding = files_holding(tmp_path, SECRET)
+    assert holding
+    assert all(name.startswith(f"chroma/{TEXT_FILE}") for name in holding), holding  # or -wal
     assert store.get_chunks("d1") == chunks  # read back from the side file
+    assert store.get_document("d1") == store.list_documents({"source": f"{SECRET}.md"})[0]
+    assert store.list_documents({"title": {"$ne": SECRET}}) == []
+    assert store.count_documents({"title": {"$in": [SECRET, "x"]}}) == 1
     hits = store.search(rand_vectors(2)[0], top_k=5, filter={"heading_path": SECRET})
     assert [h.chunk.id for h in hits] == ["d1:0"]
     assert [h.chunk.id for h in store.search(basis(0), 5, {"heading_path": {"$ne": SECRET}})] == [
@@ -154,9 +159,12 @@ def test_collection_of_the_old_layout_is_moved_out_of_chroma(tmp_path: Path) -> 
         metadata={"embedding_model": MODEL, "dimension": DIM, "created": 1.0},
         embedding_function=None,
     )
-    _, chunks = secret_doc("d1")
+    record, chunks = secret_doc("d1")
     old.add(
         ids=[c.id for c in chunks], embeddings=rand_vectors(2), **InChroma().prepare("", chunks)
+    )
+    raw.create_collection("notes__docs", embedding_function=None).add(
+        ids=["d1"], embeddings=[[1.0]], metadatas=[InChroma().put_record("", record)]
     )
     assert raw.get_collection("notes").get(ids=["d1:0"])["documents"] == [f"the word is {SECRET}"]
 
@@ -170,6 +178,14 @@ def test_collection_of_the_old_layout_is_moved_out_of_chroma(tmp_path: Path) -> 
         got = moved.get(ids=["d1:0"], include=["documents", "metadatas"])
         assert got["documents"] == [""]
         assert got["metadatas"][0]["heading_path"] == string_digest(SECRET)
+        assert store.list_documents({"title": SECRET}) == [record]
+        (entry,) = raw.get_collection("notes__docs").get(ids=["d1"])["metadatas"]
+        assert entry == {
+            "lang": string_digest("en"),
+            "title": string_digest(SECRET),
+            "source": string_digest(f"{SECRET}.md"),
+            "document_id": string_digest("d1"),
+        }
         client.close()
         moved.modify(metadata={k: v for k, v in moved.metadata.items() if k != TEXT_STORE})
 
