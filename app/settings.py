@@ -363,8 +363,8 @@ class ConversationSettings(BaseModel):
         "auto",
         description="How a follow-up becomes a standalone search query: model (the answering "
         "model rewrites it), rules (the deterministic rewrite: the previous question's words "
-        "added to a question that refers back), auto (model unless it is the bundled "
-        "SmolLM2-135M, then rules), off (searched as asked).",
+        "added to a question that refers back), auto (the model when it writes the answer and "
+        "is not the bundled SmolLM2-135M, else rules), off (searched as asked).",
     )
     history_turns: int = Field(
         3,

@@ -241,6 +241,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         collections,
         settings.conversations,
         settings.security,
+        settings.llm.answer_mode,
     )
     collections.on_delete.append(conversations.collection_deleted)
     jobs = JobManager()

@@ -29,6 +29,7 @@ from retrieval.followup import PriorTurn, content_words, leans_on_context, rewri
 from .answers import AnswerRequest, AnswerResult, AnswerService, GeneratorHolder, check_limits
 from .collections import CollectionService
 from .conversation_store import Conversation, ConversationStore, Turn
+from .reader import resolve_mode
 
 log = logging.getLogger(__name__)
 REWRITE_MAX_TOKENS = 64
@@ -115,8 +116,10 @@ class ConversationService:
         collections: CollectionService,
         settings: ConversationSettings,
         limits: SecuritySettings,
+        default_answer_mode: str = "auto",
     ) -> None:
         self._limits = limits
+        self._default_answer_mode = default_answer_mode
         self._store = store
         self._answers = answers
         self._generators = generators
@@ -147,20 +150,26 @@ class ConversationService:
         """Close the store."""
         self._store.close()
 
-    def _method(self) -> str:
-        chosen = self._settings.rewrite
-        if chosen == "auto":
-            return "rules" if self._answers.model_name() == DEFAULT_MODEL_NAME else "model"
-        return chosen
+    def method(self, answer_mode: str | None = None) -> str:
+        """How follow-ups are rewritten: ``model``, ``rules`` or ``off``.
 
-    def rewrite(self, question: str, history: Sequence[PriorTurn]) -> Rewrite:
+        ``auto`` is the model when it is capable (not the bundled SmolLM2-135M) and will
+        write the answer; an extractive answer promises no model call, so it gets the rules.
+        """
+        chosen = self._settings.rewrite
+        if chosen != "auto":
+            return chosen
+        model = self._answers.model_name()
+        mode = resolve_mode(answer_mode, self._default_answer_mode, model)
+        return "model" if mode == "generative" and model != DEFAULT_MODEL_NAME else "rules"
+
+    def rewrite(self, question: str, history: Sequence[PriorTurn], method: str) -> Rewrite:
         """The standalone query for ``question`` after ``history`` (blocking).
 
-        No earlier turn, a question that stands on its own, or ``rewrite=off``: the question
-        itself (``none``). The model's rewrite falls back to the rules when the model fails or
-        replies with no usable query.
+        No earlier turn, a question that stands on its own, or ``method`` ``off``: the
+        question itself (``none``). The model's rewrite falls back to the rules when the model
+        fails or replies with no usable query.
         """
-        method = self._method()
         if not history or method == "off" or not leans_on_context(question):
             return Rewrite(question, "none")
         rewrite = Rewrite(rewrite_followup(question, history), "rules")
@@ -188,11 +197,12 @@ class ConversationService:
             return None
         return query
 
-    async def _rewrite(self, question: str, history: Sequence[PriorTurn]) -> Rewrite:
-        if self._method() == "model" and history:
+    async def _rewrite(self, request: AnswerRequest, history: Sequence[PriorTurn]) -> Rewrite:
+        method = await asyncio.to_thread(self.method, request.answer_mode)
+        if method == "model" and history:
             async with self._answers.gate.slot():
-                return await asyncio.to_thread(self.rewrite, question, history)
-        return await asyncio.to_thread(self.rewrite, question, history)
+                return await asyncio.to_thread(self.rewrite, request.question, history, method)
+        return await asyncio.to_thread(self.rewrite, request.question, history, method)
 
     async def _prepare(
         self, collection: str, request: AnswerRequest, conversation_id: str | None
@@ -208,7 +218,7 @@ class ConversationService:
             if not request.history:
                 return request, None
             earlier = chat_turns(request.history)[-keep:] if keep else []
-            rewrite = await self._rewrite(request.question, earlier)
+            rewrite = await self._rewrite(request, earlier)
             return dataclasses.replace(request, question=rewrite.query), rewrite
         if request.history:
             raise InvalidRequest(
@@ -223,7 +233,7 @@ class ConversationService:
                 f"'{collection}'"
             )
         history = prior_turns(conversation.turns)[-keep:] if keep else []
-        rewrite = await self._rewrite(request.question, history)
+        rewrite = await self._rewrite(request, history)
         asked = dataclasses.replace(request, question=rewrite.query, history=history_of(history))
         return asked, rewrite
 

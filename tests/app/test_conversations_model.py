@@ -117,3 +117,14 @@ def test_the_chat_endpoint_uses_the_model_rewrite(client: TestClient, model: Scr
     ).json()
     assert (body["rewrite"], body["rewritten_query"]) == ("model", STANDALONE)
     assert "Assistant: Call make_scratch_dir()." in model.rewrite_prompts[0][-1]["content"]
+
+
+def test_an_extractive_answer_calls_no_model_for_the_rewrite(
+    client: TestClient, model: ScriptedModel
+) -> None:
+    conversation = start(client)
+    ask(client, conversation, FIRST, answer_mode="extractive")
+    body = ask(client, conversation, FOLLOW_UP, answer_mode="extractive")
+    assert body["rewrite"] == "rules"
+    assert model.rewrite_prompts == []
+    assert model.calls == []
