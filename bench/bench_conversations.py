@@ -45,6 +45,7 @@ from retrieval.followup import REWRITERS, PriorTurn  # noqa: E402
 HERE = Path(__file__).resolve().parent
 PAIRS = HERE / "eval" / "followups_python.jsonl"
 DEPTH = 10
+SHIPPED = "terms_heading"
 
 
 def load_pairs(path: Path) -> list[dict[str, object]]:
@@ -102,6 +103,12 @@ def table(rows: list[dict], split: str) -> list[str]:
         h1, h5 = bootstrap_mean(flags(part, name, 1)), bootstrap_mean(flags(part, name, 5))
         gain = paired_difference(flags(part, name, 5), flags(part, "none", 5))
         out.append(f"| `{name}` | {h1} | {h5} | {gain} |")
+    out += ["", f"Shipped `{SHIPPED}` minus each other design, paired over the same pairs:", ""]
+    out += ["| minus | hit@1 [95% CI] | hit@5 [95% CI] |", "|---|---|---|"]
+    for name in (n for n in REWRITERS if n != SHIPPED):
+        d1 = paired_difference(flags(part, SHIPPED, 1), flags(part, name, 1))
+        d5 = paired_difference(flags(part, SHIPPED, 5), flags(part, name, 5))
+        out.append(f"| `{name}` | {d1} | {d5} |")
     return [*out, ""]
 
 
@@ -150,12 +157,12 @@ def main() -> int:
         "|---|---|---|---:|---|",
     ]
     for row in rows:
-        for name in ("none", "concatenate", "terms_heading"):
+        for name in ("none", "concatenate", SHIPPED):
             rank = row["ranks"][name]
             query = str(row["queries"][name]).replace("|", "\\|")
             lines.append(f"| {row['id']} | {row['split']} | {name} | {rank or '-'} | {query} |")
     args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:40]))
+    print("\n".join(lines[:50]))
     return 0
 
 
