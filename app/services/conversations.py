@@ -26,7 +26,14 @@ from llms.gguf import DEFAULT_MODEL_NAME
 from prompts.followup import clean_rewrite, rewrite_messages
 from retrieval.followup import PriorTurn, content_words, leans_on_context, rewrite_followup
 
-from .answers import AnswerRequest, AnswerResult, AnswerService, GeneratorHolder, check_limits
+from .answers import (
+    AnswerRequest,
+    AnswerResult,
+    AnswerService,
+    GeneratorHolder,
+    Prepared,
+    check_limits,
+)
 from .collections import CollectionService
 from .conversation_store import Conversation, ConversationStore, Turn
 from .reader import resolve_mode
@@ -197,20 +204,29 @@ class ConversationService:
             return None
         return query
 
-    async def _rewrite(self, request: AnswerRequest, history: Sequence[PriorTurn]) -> Rewrite:
+    async def _rewrite(
+        self, request: AnswerRequest, history: Sequence[PriorTurn], allow_model: bool
+    ) -> Rewrite:
         method = await asyncio.to_thread(self.method, request.answer_mode)
+        if method == "model" and not allow_model:
+            method = "rules"
         if method == "model" and history:
             async with self._answers.gate.slot():
                 return await asyncio.to_thread(self.rewrite, request.question, history, method)
         return await asyncio.to_thread(self.rewrite, request.question, history, method)
 
     async def _prepare(
-        self, collection: str, request: AnswerRequest, conversation_id: str | None
+        self,
+        collection: str,
+        request: AnswerRequest,
+        conversation_id: str | None,
+        allow_model: bool = True,
     ) -> tuple[AnswerRequest, Rewrite | None]:
         """The request to answer: its question rewritten against the earlier turns, if any.
 
         The earlier turns are the conversation's stored ones, or else the request's own
-        history (the chat endpoint's messages, ``/query``'s ``history``).
+        history (the chat endpoint's messages, ``/query``'s ``history``). Without
+        ``allow_model`` the rules rewrite stands in for the model's.
         """
         check_limits(self._limits, request)
         keep = self._settings.history_turns
@@ -218,7 +234,7 @@ class ConversationService:
             if not request.history:
                 return request, None
             earlier = chat_turns(request.history)[-keep:] if keep else []
-            rewrite = await self._rewrite(request, earlier)
+            rewrite = await self._rewrite(request, earlier, allow_model)
             return dataclasses.replace(request, question=rewrite.query), rewrite
         if request.history:
             raise InvalidRequest(
@@ -233,9 +249,11 @@ class ConversationService:
                 f"'{collection}'"
             )
         history = prior_turns(conversation.turns)[-keep:] if keep else []
-        rewrite = await self._rewrite(request, history)
-        asked = dataclasses.replace(request, question=rewrite.query, history=history_of(history))
-        return asked, rewrite
+        rewrite = await self._rewrite(request, history, allow_model)
+        messages = history_of(history)[-self._limits.max_history_messages :]
+        if not self._limits.max_history_messages:
+            messages = []
+        return dataclasses.replace(request, question=rewrite.query, history=messages), rewrite
 
     async def _store_turn(
         self, conversation_id: str, question: str, rewrite: Rewrite, result: AnswerResult
@@ -251,6 +269,16 @@ class ConversationService:
         )
         stored = await asyncio.to_thread(self._store.append, conversation_id, turn)
         return ConversationAnswer(result, rewrite, conversation_id, stored.position)
+
+    async def preview(
+        self, collection: str, request: AnswerRequest, conversation_id: str | None = None
+    ) -> Prepared:
+        """Retrieve and pack as ``answer`` would, calling no model and storing nothing.
+
+        A follow-up is rewritten by the rules even where ``answer`` would ask the model.
+        """
+        asked, _ = await self._prepare(collection, request, conversation_id, allow_model=False)
+        return await asyncio.to_thread(self._answers.prepare, collection, asked)
 
     async def answer(
         self, collection: str, request: AnswerRequest, conversation_id: str | None = None

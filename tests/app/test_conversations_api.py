@@ -290,3 +290,21 @@ def test_conversations_survive_a_restart(conv_settings: Settings) -> None:
         body = ask(client, conversation, FOLLOW_UP)  # the rewrite reads the stored turn
     assert body["turn"] == 2
     assert "scratch" in body["rewritten_query"]
+
+
+def test_the_prompt_preview_shows_the_rewritten_follow_up_and_stores_nothing(
+    client: TestClient,
+) -> None:
+    conversation = start(client)
+    first = ask(client, conversation, FIRST)
+    resp = client.post(
+        "/v1/collections/default/prompts/preview",
+        json={"question": FOLLOW_UP, "conversation_id": conversation, "top_k": 2},
+    )
+    assert resp.status_code == 200, resp.text
+    messages = resp.json()["messages"]
+    last = messages[-1]["content"]
+    assert FOLLOW_UP in last
+    assert "scratch" in last.split(FOLLOW_UP, 1)[1]  # the rewritten query is what is asked
+    assert any(first["answer"] in m["content"] for m in messages)  # the turn is history
+    assert len(client.get(f"/v1/conversations/{conversation}").json()["turns"]) == 1
