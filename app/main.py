@@ -19,6 +19,7 @@ from app.middleware import install_middleware
 from app.routers import (
     answers,
     collections,
+    conversations,
     documents,
     embeddings,
     health,
@@ -130,7 +131,17 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    routers = (collections, documents, jobs, search, answers, prompts, openai_compat, embeddings)
+    routers = (
+        collections,
+        documents,
+        jobs,
+        search,
+        answers,
+        conversations,
+        prompts,
+        openai_compat,
+        embeddings,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     if settings.server.ui:

@@ -357,6 +357,25 @@ class LLMSettings(BaseModel):
     )
 
 
+class ConversationSettings(BaseModel):
+    """Conversations: follow-up questions rewritten into standalone search queries."""
+
+    rewrite: Literal["auto", "model", "rules", "off"] = Field(
+        "auto",
+        description="How a follow-up becomes a standalone search query: model (the answering "
+        "model rewrites it), rules (the deterministic rewrite: the previous question's words "
+        "added to a question that refers back), auto (the model when it writes the answer and "
+        "is not the bundled SmolLM2-135M, else rules), off (searched as asked).",
+    )
+    history_turns: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Earlier turns of a conversation given to the rewrite and, as history, "
+        "to the answering model.",
+    )
+
+
 class SecuritySettings(BaseModel):
     """Access control and request limits."""
 
@@ -470,6 +489,9 @@ class Settings(BaseSettings):
     )
     client: ClientSettings = Field(
         default_factory=ClientSettings, description="The CLI as a client of a running server."
+    )
+    conversations: ConversationSettings = Field(
+        default_factory=ConversationSettings, description="Conversations and follow-ups."
     )
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry tracing."
