@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.settings import ConversationSettings, SecuritySettings
+from core import tracing
 from core.errors import InvalidRequest, RagError
 from llms.base import GenerationParams
 from llms.gguf import DEFAULT_MODEL_NAME
@@ -192,7 +193,8 @@ class ConversationService:
         messages = rewrite_messages(question, [(t.question, t.answer) for t in history])
         params = GenerationParams(max_new_tokens=REWRITE_MAX_TOKENS, temperature=0.0)
         try:
-            completion = self._generators.get().generate(messages, params)
+            with tracing.span("generation", purpose="query rewrite"):
+                completion = self._generators.get().generate(messages, params)
         except RagError as exc:
             log.warning("the model could not rewrite a follow-up (%s); using the rules", exc)
             return None
