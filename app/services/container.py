@@ -21,6 +21,8 @@ from vectorstores.registry import create_client
 
 from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
+from .conversation_store import ConversationStore
+from .conversations import ConversationService
 from .documents import DocumentService
 from .jobs import JobManager
 from .observer import NullObserver, ServiceObserver
@@ -60,10 +62,12 @@ class Services:
     jobs: JobManager
     answers: AnswerService
     generators: GeneratorHolder
+    conversations: ConversationService
 
     def close(self) -> None:
         """Finish running jobs, close the stores and release the model."""
         self.jobs.close()
+        self.conversations.close()
         self.search.close()
         self.collections.close()
         self.generators.close()
@@ -125,6 +129,19 @@ def build_collections(settings: Settings, embedder: Embedder) -> CollectionServi
     collections = CollectionService(build_store_client(settings), embedder)
     collections.ensure_default()
     return collections
+
+
+def build_conversation_store(settings: Settings) -> ConversationStore:
+    """Conversations in the store's database: PostgreSQL with pgvector, else a SQLite file."""
+    vs = settings.vectorstore
+    if vs.backend == "pgvector":
+        from .conversation_pg import PgConversationStore
+
+        pg = vs.pgvector
+        return PgConversationStore(pg.url, pg.db_schema, connect_timeout_s=pg.connect_timeout_s)
+    from .conversation_store import FILE_NAME, SQLiteConversationStore
+
+    return SQLiteConversationStore(settings.data_dir / FILE_NAME)
 
 
 def build_generators(settings: Settings, generator: Generator | None = None) -> GeneratorHolder:
@@ -217,6 +234,16 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         reader=build_reader(settings, embedder),
         observer=observer,
     )
+    conversations = ConversationService(
+        build_conversation_store(settings),
+        answers,
+        generators,
+        collections,
+        settings.conversations,
+        settings.security,
+        settings.llm.answer_mode,
+    )
+    collections.on_delete.append(conversations.collection_deleted)
     jobs = JobManager()
     uploads = UploadService(
         collections, documents, jobs, observer, settings.security.max_files_per_request
@@ -238,4 +265,5 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         jobs=jobs,
         answers=answers,
         generators=generators,
+        conversations=conversations,
     )

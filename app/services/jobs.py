@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core import tracing
 from core.errors import NotFound
 from ingest.pipeline import FileResult
 
@@ -32,6 +33,7 @@ class Job:
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     error: str | None = None
+    trace_context: dict[str, str] = field(default_factory=dict)
 
 
 class JobManager:
@@ -52,8 +54,17 @@ class JobManager:
         files_total: int,
         work: Callable[[Job], list[FileResult]],
     ) -> Job:
-        """Queue ``work``; it receives the job to report progress on."""
-        job = Job(id=uuid.uuid4().hex, collection=collection, files_total=files_total)
+        """Queue ``work``; it receives the job to report progress on.
+
+        The job keeps the trace context of the request queuing it, so that its span is that
+        request's child however much later, and on whatever thread, it runs.
+        """
+        job = Job(
+            id=uuid.uuid4().hex,
+            collection=collection,
+            files_total=files_total,
+            trace_context=tracing.inject_context(),
+        )
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
@@ -62,14 +73,21 @@ class JobManager:
 
     def _run(self, job: Job, work: Callable[[Job], list[FileResult]]) -> None:
         job.state = "running"
-        try:
-            work(job)
-            job.state = "succeeded"
-        except Exception as exc:  # noqa: BLE001 - a job's failure is reported, not raised
-            job.error = str(exc)
-            job.state = "failed"
-        finally:
-            job.finished_at = time.time()
+        attributes: dict[str, str | int] = {
+            "job.id": job.id,
+            "collection": job.collection,
+            "files": job.files_total,
+        }
+        with tracing.job_span(job.trace_context, attributes=attributes) as span:
+            try:
+                work(job)
+                job.state = "succeeded"
+            except Exception as exc:  # noqa: BLE001 - a job's failure is reported, not raised
+                job.error = str(exc)
+                job.state = "failed"
+                span.record_exception(exc)
+            finally:
+                job.finished_at = time.time()
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.finished_at is not None]
