@@ -84,8 +84,14 @@ class Loader:
         return self.services
 
     def close(self) -> None:
-        """Wait for loading to end, then close what was built."""
-        self.done.wait()
+        """Close what was built; a load still running (waiting for a lock) is left behind.
+
+        The loader thread is a daemon, so a server stopped while it still waits for the FAISS
+        lock of a previous process exits at once instead of waiting out the lock.
+        """
+        if not self.done.wait(self.settings.jobs.shutdown_grace_s):
+            log.warning("stopping before the services finished loading")
+            return
         if self.services is not None:
             self.services.close()
 
