@@ -81,6 +81,11 @@ class SqliteJobStore:
         self._staged.mkdir(parents=True, exist_ok=True)
         self._path = folder / "jobs.sqlite3"
         self._keep = keep_finished
+        first = sqlite3.connect(self._path, timeout=30)
+        try:  # WAL is a property of the file: set once, not by every connection
+            first.execute("PRAGMA journal_mode=WAL")
+        finally:
+            first.close()
         with self._tx() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
@@ -88,7 +93,6 @@ class SqliteJobStore:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
