@@ -135,7 +135,7 @@ def _pgvector_jobs(settings: Settings) -> JobStore:
     return PgJobStore(
         pg.url,
         pg.db_schema,
-        pool_size=settings.jobs.workers + 2,
+        pool_size=max(4, settings.jobs.workers + 2),
         connect_timeout_s=pg.connect_timeout_s,
         keep_finished=settings.jobs.keep_finished,
     )

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ class JobService:
         settings: JobSettings,
         scratch_root: Path,
         workers: int | None = None,
+        trace_carrier: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         """Wire the service; no worker runs before ``start``.
 
@@ -72,12 +73,15 @@ class JobService:
             settings: Lease, polling and shutdown timing.
             scratch_root: Local folder for the files being ingested (``<data_dir>/uploads``).
             workers: Worker threads (``settings.workers`` by default; 0 runs none).
+            trace_carrier: Returns the current trace context's carrier (W3C headers), stored
+                with each new job so that the worker's spans link to the request's.
         """
         self._store = store
         self._documents = documents
         self._observer = observer
         self._settings = settings
         self._workers = settings.workers if workers is None else workers
+        self._trace_carrier = trace_carrier
         self._tag = uuid.uuid4().hex[:8]
         self._scratch = scratch_root / worker_name(self._tag).replace("/", "~")
         self._scratch_root = scratch_root
@@ -106,6 +110,8 @@ class JobService:
                 result = failed_result(item.filename, doc_id, item.error)
                 self._observer.file_ingested(result)
             uploads.append(StagedUpload(item.filename, item.path, result))
+        if trace_context is None and self._trace_carrier is not None:
+            trace_context = self._trace_carrier() or None
         try:
             job = self._store.create(collection, uploads, options, trace_context)
         finally:
@@ -119,7 +125,10 @@ class JobService:
         """Return a job; raises ``NotFound``."""
         job = self._store.get(job_id)
         if job is None:
-            raise NotFound(f"job '{job_id}' is unknown (finished jobs are kept for a while)")
+            raise NotFound(
+                f"job '{job_id}' is unknown (only the latest RAG_JOBS__KEEP_FINISHED finished "
+                "jobs are kept)"
+            )
         return job
 
     def drop_collection(self, collection: str) -> None:
