@@ -167,10 +167,15 @@ class JobStore(Protocol):
 
 def result_to_json(result: FileResult) -> dict[str, Any]:
     """A file result as stored in a job row (without the exception object)."""
-    row = asdict(result)
-    row.pop("exception", None)
-    row["warnings"] = list(result.warnings)
-    return row
+    return {
+        "source": result.source,
+        "document_id": result.document_id,
+        "status": result.status,
+        "chunk_count": result.chunk_count,
+        "error": result.error,
+        "error_type": result.error_type,
+        "warnings": list(result.warnings),
+    }
 
 
 def result_from_json(row: Mapping[str, Any]) -> FileResult:
