@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import JobSettings
-from core.errors import NotFound, RagError
+from core.errors import BackendUnavailable, NotFound, RagError
 from ingest.chunking import document_id_for
 from ingest.jobs import (
     Job,
@@ -177,7 +177,10 @@ class JobService:
                 if self._wake.wait(self._settings.poll_interval_s):
                     self._wake.clear()
                 continue
-            self._run(job, worker)
+            try:
+                self._run(job, worker)
+            except RagError as exc:  # could not record the outcome: the lease runs out
+                log.warning("job %s: %s; its lease will run out", job.id, exc.message)
 
     def _heartbeat(self) -> None:
         interval = self._settings.lease_s / 3
@@ -201,9 +204,12 @@ class JobService:
             self._ingest(job, run)
             state: JobState = "succeeded"
             error = None
-        except JobInterrupted:
+        except (JobInterrupted, BackendUnavailable) as exc:  # resumed later, here or elsewhere
             if not run.lost and self._store.release(job.id, worker):
                 log.info("job %s handed back to the queue", job.id)
+            if isinstance(exc, BackendUnavailable):  # not at once: wait for it to come back
+                log.warning("job %s paused: %s", job.id, exc.message)
+                self._stop.wait(self._settings.poll_interval_s)
             return
         except Exception as exc:  # noqa: BLE001 - a job's failure is reported, not raised
             log.exception("job %s failed", job.id)
@@ -211,6 +217,8 @@ class JobService:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
+            for leftover in self._scratch.glob(f"{job.id}-*"):
+                leftover.unlink(missing_ok=True)
         self._store.finish(job.id, worker, state, error)
 
     def _ingest(self, job: Job, run: _Running) -> None:

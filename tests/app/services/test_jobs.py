@@ -22,6 +22,7 @@ from app.services.documents import DocumentService
 from app.services.jobs import Job, JobService
 from app.services.observer import NullObserver
 from app.settings import JobSettings, Settings
+from core.errors import BackendUnavailable
 from ingest.jobs import JobOptions, JobStore
 from ingest.results import FileResult
 from tests.fakes import HashEmbedder
@@ -199,6 +200,39 @@ def test_a_file_still_embedding_after_the_grace_is_handed_back_mid_file(tmp_path
         assert default.count_documents() == 4
         chunks = default.all_chunks()
         assert len(chunks) == len({c.id for c in chunks})
+
+
+class DownOnce:
+    """A job store whose database is away the first time a staged file is read."""
+
+    def __init__(self, inner: JobStore) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+    def materialize(self, job_id: str, index: int, dest: Path) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise BackendUnavailable("PostgreSQL at db:5432 is not available")
+        self.inner.materialize(job_id, index, dest)
+
+
+def test_a_job_whose_database_goes_away_is_paused_not_failed(tmp_path: Path) -> None:
+    with parts(tmp_path, HashEmbedder()) as p:
+        store = DownOnce(build_job_store(p.settings))
+        service = p.service(store, poll_interval_s=0.05)  # type: ignore[arg-type]
+        job = p.submit(service, TEXTS)
+        service.start()
+        try:
+            done = finished(service, job.id)
+        finally:
+            service.close()
+        assert store.failures == 1
+        assert (done.state, done.attempts) == ("succeeded", 2)
+        assert [r.status for r in done.results] == ["created"] * 4
+        assert not list((p.settings.data_dir / "uploads").rglob(f"{job.id}-*"))
 
 
 def test_without_workers_jobs_wait_and_a_deleted_collection_takes_its_uploads(
