@@ -19,6 +19,7 @@ from app.middleware import install_middleware
 from app.routers import (
     answers,
     collections,
+    conversations,
     documents,
     embeddings,
     health,
@@ -30,6 +31,7 @@ from app.routers import (
 from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
 from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
+from app.telemetry import FASTAPI_TELEMETRY, start_tracing
 from app.ui.site import install_ui
 from core.errors import RagError
 
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for warning in open_access_warnings(keys, settings.server.host):
             log.warning(warning)
+        tracing = start_tracing(settings.tracing)
         loader = Loader(settings, components, metrics)
         app.state.loader = loader
         loader.start()
@@ -124,12 +127,15 @@ def create_app(settings: Settings | None = None, components: Components | None =
             yield
         finally:
             loader.close()
+            if tracing is not None:
+                tracing.close()
 
     app = FastAPI(
         title="ragserver",
         version=API_VERSION,
         description="Ask questions of your own documents; answers cite their sources.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
         docs_url=None,  # served from local files by install_docs, not from a CDN
         redoc_url=None,
     )
@@ -141,7 +147,17 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    routers = (collections, documents, jobs, search, answers, prompts, openai_compat, embeddings)
+    routers = (
+        collections,
+        documents,
+        jobs,
+        search,
+        answers,
+        conversations,
+        prompts,
+        openai_compat,
+        embeddings,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     if settings.server.ui:

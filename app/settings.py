@@ -7,10 +7,11 @@ the environment; everything else receives the ``Settings`` object or one of its 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -367,6 +368,25 @@ class LLMSettings(BaseModel):
     )
 
 
+class ConversationSettings(BaseModel):
+    """Conversations: follow-up questions rewritten into standalone search queries."""
+
+    rewrite: Literal["auto", "model", "rules", "off"] = Field(
+        "auto",
+        description="How a follow-up becomes a standalone search query: model (the answering "
+        "model rewrites it), rules (the deterministic rewrite: the previous question's words "
+        "added to a question that refers back), auto (the model when it writes the answer and "
+        "is not the bundled SmolLM2-135M, else rules), off (searched as asked).",
+    )
+    history_turns: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Earlier turns of a conversation given to the rewrite and, as history, "
+        "to the answering model.",
+    )
+
+
 class SecuritySettings(BaseModel):
     """Access control and request limits."""
 
@@ -446,6 +466,43 @@ class ClientSettings(BaseModel):
     api_key: str = Field("", description="API key the CLI sends to that server (as --api-key).")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, sent over OTLP; off unless an endpoint is set."""
+
+    endpoint: str = Field(
+        "",
+        description="OTLP collector to send trace spans to (http://host:4318 for "
+        "http/protobuf, http://host:4317 for grpc); empty uses OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "and with both empty tracing is off (no SDK loaded).",
+    )
+    protocol: Literal["", "http/protobuf", "grpc"] = Field(
+        "",
+        description="OTLP protocol; empty uses OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.",
+    )
+    service_name: str = Field(
+        "", description="service.name of the spans; empty uses OTEL_SERVICE_NAME, else ragserver."
+    )
+
+    @model_validator(mode="after")
+    def _standard_variables(self) -> TracingSettings:
+        """Fill what is left empty from the standard OpenTelemetry variables."""
+        env = os.environ
+        self.endpoint = self.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        protocol = self.protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip()
+        if protocol not in ("", "http/protobuf", "grpc"):
+            raise ValueError(
+                f"OTLP protocol {protocol!r} is not supported; use http/protobuf or grpc"
+            )
+        self.protocol = protocol or "http/protobuf"  # type: ignore[assignment]
+        self.service_name = self.service_name or env.get("OTEL_SERVICE_NAME", "") or "ragserver"
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether spans are recorded and exported."""
+        return bool(self.endpoint)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -473,6 +530,12 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs.")
     client: ClientSettings = Field(
         default_factory=ClientSettings, description="The CLI as a client of a running server."
+    )
+    conversations: ConversationSettings = Field(
+        default_factory=ConversationSettings, description="Conversations and follow-ups."
+    )
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings, description="OpenTelemetry tracing."
     )
 
 

@@ -22,6 +22,8 @@ from vectorstores.registry import create_client
 
 from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
+from .conversation_store import ConversationStore
+from .conversations import ConversationService
 from .documents import DocumentService
 from .jobs import JobService
 from .observer import NullObserver, ServiceObserver
@@ -61,10 +63,12 @@ class Services:
     jobs: JobService
     answers: AnswerService
     generators: GeneratorHolder
+    conversations: ConversationService
 
     def close(self) -> None:
         """Hand running jobs back, close the stores and release the model."""
         self.jobs.close()
+        self.conversations.close()
         self.search.close()
         self.collections.close()
         self.generators.close()
@@ -172,6 +176,19 @@ def build_jobs(
     )
 
 
+def build_conversation_store(settings: Settings) -> ConversationStore:
+    """Conversations in the store's database: PostgreSQL with pgvector, else a SQLite file."""
+    vs = settings.vectorstore
+    if vs.backend == "pgvector":
+        from .conversation_pg import PgConversationStore
+
+        pg = vs.pgvector
+        return PgConversationStore(pg.url, pg.db_schema, connect_timeout_s=pg.connect_timeout_s)
+    from .conversation_store import FILE_NAME, SQLiteConversationStore
+
+    return SQLiteConversationStore(settings.data_dir / FILE_NAME)
+
+
 def build_generators(settings: Settings, generator: Generator | None = None) -> GeneratorHolder:
     """A holder that loads the configured answering model once (or serves ``generator``)."""
 
@@ -262,6 +279,16 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         reader=build_reader(settings, embedder),
         observer=observer,
     )
+    conversations = ConversationService(
+        build_conversation_store(settings),
+        answers,
+        generators,
+        collections,
+        settings.conversations,
+        settings.security,
+        settings.llm.answer_mode,
+    )
+    collections.on_delete.append(conversations.collection_deleted)
     jobs = build_jobs(settings, documents, observer)
     collections.on_delete.append(jobs.drop_collection)
     uploads = UploadService(
@@ -285,4 +312,5 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         jobs=jobs,
         answers=answers,
         generators=generators,
+        conversations=conversations,
     )

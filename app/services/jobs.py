@@ -15,11 +15,12 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import JobSettings
+from core import tracing
 from core.errors import BackendUnavailable, NotFound, RagError
 from ingest.chunking import document_id_for
 from ingest.jobs import (
@@ -62,7 +63,6 @@ class JobService:
         settings: JobSettings,
         scratch_root: Path,
         workers: int | None = None,
-        trace_carrier: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         """Wire the service; no worker runs before ``start``.
 
@@ -73,15 +73,12 @@ class JobService:
             settings: Lease, polling and shutdown timing.
             scratch_root: Local folder for the files being ingested (``<data_dir>/uploads``).
             workers: Worker threads (``settings.workers`` by default; 0 runs none).
-            trace_carrier: Returns the current trace context's carrier (W3C headers), stored
-                with each new job so that the worker's spans link to the request's.
         """
         self._store = store
         self._documents = documents
         self._observer = observer
         self._settings = settings
         self._workers = settings.workers if workers is None else workers
-        self._trace_carrier = trace_carrier
         self._tag = uuid.uuid4().hex[:8]
         self._scratch = scratch_root / worker_name(self._tag).replace("/", "~")
         self._scratch_root = scratch_root
@@ -100,7 +97,12 @@ class JobService:
         options: JobOptions,
         trace_context: Mapping[str, str] | None = None,
     ) -> Job:
-        """Stage the files durably, record a queued job and wake a worker; returns the job."""
+        """Stage the files durably, record a queued job and wake a worker; returns the job.
+
+        The job keeps the trace context of the request queuing it (``trace_context``, else
+        the current one), so that its span is that request's child however much later, and
+        in whatever process, it runs.
+        """
         uploads = []
         for item in staged:
             result = None
@@ -110,8 +112,8 @@ class JobService:
                 result = failed_result(item.filename, doc_id, item.error)
                 self._observer.file_ingested(result)
             uploads.append(StagedUpload(item.filename, item.path, result))
-        if trace_context is None and self._trace_carrier is not None:
-            trace_context = self._trace_carrier() or None
+        if trace_context is None:
+            trace_context = tracing.inject_context()
         try:
             job = self._store.create(collection, uploads, options, trace_context)
         finally:
@@ -196,30 +198,43 @@ class JobService:
                     log.warning("cannot renew the lease of job %s: %s", run.job_id, exc.message)
 
     def _run(self, job: Job, worker: str) -> None:
+        attributes: dict[str, str | int] = {
+            "job.id": job.id,
+            "collection": job.collection,
+            "files": job.files_total,
+            "job.attempt": job.attempts,
+        }
+        with tracing.job_span(job.trace_context, attributes=attributes) as span:
+            outcome = self._attempt(job, worker)
+            if outcome is not None and outcome[1] is not None:
+                span.record_exception(outcome[1])
+        if outcome is not None:
+            self._store.finish(job.id, worker, outcome[0], _message(outcome[1]))
+
+    def _attempt(self, job: Job, worker: str) -> tuple[JobState, Exception | None] | None:
+        """Ingest the job's files: its final state and error, or None when it was handed back."""
         run = _Running(job.id, worker)
         with self._lock:
             self._running[job.id] = run
         log.info("job %s: %s on %s (attempt %d)", job.id, job.state, worker, job.attempts)
         try:
             self._ingest(job, run)
-            state: JobState = "succeeded"
-            error = None
+            return "succeeded", None
         except (JobInterrupted, BackendUnavailable) as exc:  # resumed later, here or elsewhere
             if not run.lost and self._store.release(job.id, worker):
                 log.info("job %s handed back to the queue", job.id)
             if isinstance(exc, BackendUnavailable):  # not at once: wait for it to come back
                 log.warning("job %s paused: %s", job.id, exc.message)
                 self._stop.wait(self._settings.poll_interval_s)
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - a job's failure is reported, not raised
             log.exception("job %s failed", job.id)
-            state, error = "failed", exc.message if isinstance(exc, RagError) else str(exc)
+            return "failed", exc
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
             for leftover in self._scratch.glob(f"{job.id}-*"):
                 leftover.unlink(missing_ok=True)
-        self._store.finish(job.id, worker, state, error)
 
     def _ingest(self, job: Job, run: _Running) -> None:
         """Ingest the job's files without a result, recording each as it is stored."""
@@ -284,3 +299,9 @@ class JobService:
             except RagError as exc:
                 log.warning("could not hand back job %s: %s", run.job_id, exc.message)
         self._store.close()
+
+
+def _message(exc: Exception | None) -> str | None:
+    if exc is None:
+        return None
+    return exc.message if isinstance(exc, RagError) else str(exc)
