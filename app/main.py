@@ -54,6 +54,8 @@ class Loader:
         self.services: Services | None = None
         self.error: str | None = None
         self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._load, name="loader", daemon=True)
 
     def start(self) -> None:
@@ -68,7 +70,12 @@ class Loader:
                 timed = TimedEmbedder(embedder, self.metrics)
                 components = dataclasses.replace(components, embedder=timed, observer=self.metrics)
             services = build_services(self.settings, components)
-            self.services = services
+            with self._lock:
+                late = self._closed
+                if not late:
+                    self.services = services
+            if late:  # the server stopped while this was loading
+                services.close()
         except RagError as exc:  # our own errors say what to do: one line, no traceback
             log.error("start-up failed: %s: %s", type(exc).__name__, exc.message)
             self.error = f"{type(exc).__name__}: {exc.message}"
@@ -86,10 +93,19 @@ class Loader:
         return self.services
 
     def close(self) -> None:
-        """Wait for loading to end, then close what was built."""
-        self.done.wait()
-        if self.services is not None:
-            self.services.close()
+        """Close what was built; a load still running (waiting for a lock) is left behind.
+
+        The loader thread is a daemon and closes what it builds after this, so a server
+        stopped while it still waits for a previous process's FAISS lock exits at once.
+        """
+        finished = self.done.wait(self.settings.jobs.shutdown_grace_s)
+        with self._lock:
+            self._closed = True
+            services = self.services
+        if services is not None:
+            services.close()
+        elif not finished:
+            log.warning("stopping before the services finished loading")
 
 
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:

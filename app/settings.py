@@ -34,6 +34,11 @@ class ServerSettings(BaseModel):
     ui: bool = Field(
         True, description="Serve the web page at /ui/ (GET / redirects there); false: API only."
     )
+    shutdown_timeout_s: int = Field(
+        3,
+        ge=1,
+        description="On SIGTERM, seconds open requests get to finish before they are cut.",
+    )
 
 
 class IngestSettings(BaseModel):
@@ -193,6 +198,12 @@ class FaissSettings(BaseModel):
     index: Literal["flat", "hnsw"] = Field("flat", description="flat (exact) or hnsw.")
     hnsw_m: int = Field(32, description="HNSW graph degree.")
     hnsw_ef_search: int = Field(64, description="HNSW search breadth.")
+    lock_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds serve and worker wait, logged, for a collection another process "
+        "still holds (a previous server stopping) before failing; other commands do not wait.",
+    )
 
 
 class ChromaSettings(BaseModel):
@@ -429,6 +440,35 @@ class SecuritySettings(BaseModel):
         return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class JobSettings(BaseModel):
+    """Background ingestion jobs (uploads with ?wait=false), durable in the store's database."""
+
+    workers: int = Field(
+        1,
+        ge=0,
+        description="Jobs this process runs at once; 0: an API process takes no jobs (run "
+        "`ragserver worker` for them).",
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running job's lease, renewed by its worker; another process takes the "
+        "job over once it runs out (at once when the worker's process on this host is gone).",
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for jobs queued elsewhere."
+    )
+    shutdown_grace_s: float = Field(
+        4.0,
+        ge=0,
+        description="On SIGTERM, seconds a running job gets to store its current file before "
+        "it is handed back to the queue.",
+    )
+    keep_finished: int = Field(
+        1000, ge=1, description="Finished jobs kept for GET /v1/jobs/{id}; older ones go."
+    )
+
+
 class ClientSettings(BaseModel):
     """How the ``ragserver`` command reaches a running server (``--server``, ``--api-key``)."""
 
@@ -501,6 +541,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Access and limits."
     )
+    jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs.")
     client: ClientSettings = Field(
         default_factory=ClientSettings, description="The CLI as a client of a running server."
     )

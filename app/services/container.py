@@ -10,6 +10,7 @@ from ingest.backends import REMOTE_BACKENDS
 from ingest.base import Embedder
 from ingest.embedders import create_embedder
 from ingest.embedding_cache import EmbeddingCache
+from ingest.jobs import JobStore
 from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
 from llms.base import Generator
@@ -24,7 +25,7 @@ from .collections import CollectionService
 from .conversation_store import ConversationStore
 from .conversations import ConversationService
 from .documents import DocumentService
-from .jobs import JobManager
+from .jobs import JobService
 from .observer import NullObserver, ServiceObserver
 from .reader import EvidenceReader
 from .search import SearchService
@@ -59,13 +60,13 @@ class Services:
     documents: DocumentService
     uploads: UploadService
     search: SearchService
-    jobs: JobManager
+    jobs: JobService
     answers: AnswerService
     generators: GeneratorHolder
     conversations: ConversationService
 
     def close(self) -> None:
-        """Finish running jobs, close the stores and release the model."""
+        """Hand running jobs back, close the stores and release the model."""
         self.jobs.close()
         self.conversations.close()
         self.search.close()
@@ -129,6 +130,50 @@ def build_collections(settings: Settings, embedder: Embedder) -> CollectionServi
     collections = CollectionService(build_store_client(settings), embedder)
     collections.ensure_default()
     return collections
+
+
+def _pgvector_jobs(settings: Settings) -> JobStore:
+    from ingest.job_store_pg import PgJobStore
+
+    pg = settings.vectorstore.pgvector
+    return PgJobStore(
+        pg.url,
+        pg.db_schema,
+        pool_size=max(4, settings.jobs.workers + 2),
+        connect_timeout_s=pg.connect_timeout_s,
+        keep_finished=settings.jobs.keep_finished,
+    )
+
+
+#: Job stores of backends with a database of their own; the others keep jobs in SQLite.
+JOB_STORES = {"pgvector": _pgvector_jobs}
+
+
+def build_job_store(settings: Settings) -> JobStore:
+    """Open the job store in the store's database (SQLite under the data dir by default)."""
+    factory = JOB_STORES.get(settings.vectorstore.backend)
+    if factory is not None:
+        return factory(settings)
+    from ingest.job_store_sqlite import SqliteJobStore
+
+    return SqliteJobStore(settings.data_dir / "jobs", keep_finished=settings.jobs.keep_finished)
+
+
+def build_jobs(
+    settings: Settings,
+    documents: DocumentService,
+    observer: ServiceObserver,
+    workers: int | None = None,
+) -> JobService:
+    """The job service over the configured job store (its workers not started yet)."""
+    return JobService(
+        build_job_store(settings),
+        documents,
+        observer,
+        settings.jobs,
+        scratch_root=settings.data_dir / "uploads",
+        workers=workers,
+    )
 
 
 def build_conversation_store(settings: Settings) -> ConversationStore:
@@ -244,7 +289,8 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         settings.llm.answer_mode,
     )
     collections.on_delete.append(conversations.collection_deleted)
-    jobs = JobManager()
+    jobs = build_jobs(settings, documents, observer)
+    collections.on_delete.append(jobs.drop_collection)
     uploads = UploadService(
         collections, documents, jobs, observer, settings.security.max_files_per_request
     )
@@ -255,6 +301,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         settings.vectorstore.backend,
         settings.data_dir,
     )
+    jobs.start()
     return Services(
         settings=settings,
         embedder=embedder,

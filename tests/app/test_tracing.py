@@ -11,6 +11,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -90,7 +91,11 @@ def test_background_job_span_is_the_uploading_requests_child(settings: Settings)
             )
             assert resp.status_code == 202, resp.text
             job_id = resp.json()["id"]
-        # Leaving the app waited for the job and exported every span.
+            deadline = time.monotonic() + 60  # a safety net: the job ends long before
+            while client.get(f"/v1/jobs/{job_id}").json()["finished_at"] is None:
+                assert time.monotonic() < deadline, "the job did not finish"
+                time.sleep(0.02)
+        # Leaving the app exported every span (a stopping server hands unfinished jobs back).
 
     request = only(collector, "POST /v1/collections/{name}/documents")
     assert (request.trace_id, request.parent_id) == (REMOTE_TRACE, REMOTE_SPAN)  # continued
