@@ -23,6 +23,11 @@ from tests.reliability.procs import Ragserver, doc_pages, until
 
 pytestmark = pytest.mark.integration
 STATUSES = {"created", "unchanged"}
+#: Pages in the jobs that get killed or stopped midway. A job embeds its files in groups of
+#: about 512 chunks and stores a group's files one after another, so a job of one group can
+#: end within milliseconds of its first stored file; 45 pages (~25 chunks each) make three
+#: groups, so the signal sent after the first stored file lands while a group is embedding.
+JOB_PAGES = 45
 
 
 def pg_env(url: str, **extra: str) -> dict[str, str]:
@@ -118,13 +123,13 @@ def test_a_job_accepted_by_a_killed_replica_finishes_through_the_other(
     replicas: tuple[Ragserver, Ragserver, str],
 ) -> None:
     a, b, url = replicas
-    pages = doc_pages(20)
+    pages = doc_pages(JOB_PAGES)
     accepted = a.upload(pages, wait=False)
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["id"]
     through_b = b.job(job_id)  # every replica answers for every job
     assert through_b["http_status"] == 200
-    assert (through_b["collection"], through_b["files_total"]) == ("default", 20)
+    assert (through_b["collection"], through_b["files_total"]) == ("default", JOB_PAGES)
 
     until(lambda: b.job(job_id)["files_done"] >= 1, "the first file to be stored")
     running = pg_job_row(url, job_id)
@@ -149,7 +154,7 @@ def test_a_job_accepted_by_a_killed_replica_finishes_through_the_other(
 
 
 def test_an_embedded_job_resumes_after_sigkill_and_restart(tmp_path: Path) -> None:
-    pages = doc_pages(20)
+    pages = doc_pages(JOB_PAGES)
     first = Ragserver(tmp_path, "data", {}).start().ready()
     try:
         accepted = first.upload(pages, wait=False)
@@ -173,7 +178,7 @@ def test_an_embedded_job_resumes_after_sigkill_and_restart(tmp_path: Path) -> No
 def test_sigterm_hands_the_job_back_within_10_s_and_the_next_server_finishes_it(
     tmp_path: Path,
 ) -> None:
-    pages = doc_pages(20)
+    pages = doc_pages(JOB_PAGES)
     first = Ragserver(tmp_path, "data", {}).start().ready()
     try:
         accepted = first.upload(pages, wait=False)
