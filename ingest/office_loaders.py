@@ -18,6 +18,9 @@ _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _READ_BLOCK = 1 << 16
 
 
+PDF_TEXT_ENGINE = "pypdf"
+
+
 def _unreadable(ctx: LoadContext, reason: str, fix: str) -> UnreadableDocument:
     return UnreadableDocument(f"{ctx.name}: {reason}; {fix}", {"file": ctx.name})
 
@@ -67,8 +70,9 @@ def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
     try:
         for number in range(page_count):
             ctx.deadline.check()
+            text = pages.text(number) if PDF_TEXT_ENGINE == "pdfium" else None
             try:
-                text = reader.pages[number].extract_text() or ""
+                text = reader.pages[number].extract_text() or "" if text is None else text
             except Exception as exc:  # a damaged page stream
                 raise _unreadable(
                     ctx,

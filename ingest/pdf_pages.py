@@ -31,6 +31,10 @@ class PdfPages:
         self._renderer = PdfPageRenderer(data, ctx)
         self._plumber: Any = None
 
+    def text(self, index: int) -> str | None:
+        """Page ``index``'s text layer read by pdfium (None if pdfium cannot read it)."""
+        return self._renderer.text(index)
+
     def sections(self, index: int, text: str) -> list[Section]:
         """Return the sections of page ``index`` (0-based) whose text layer is ``text``."""
         ocr = self._ctx.limits.ocr

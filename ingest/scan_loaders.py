@@ -8,6 +8,7 @@ with those reasons in the message.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from ingest.base import Section
 from ingest.limits import LoadContext
 from ingest.ocr import OcrFailure, check_pixels, read_page, render_scale
 from ingest.textutil import normalize_text
+
+_SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*(?:\r\n|\r|\n)?")
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -158,6 +161,27 @@ class PdfPageRenderer:
             return any(n >= at_least - 1 for n, _ in enumerate(paths))
         except pdfium.PdfiumError:
             return False
+
+    def text(self, index: int) -> str | None:
+        """Page ``index``'s text layer as pdfium reads it, None if pdfium cannot read the page.
+
+        pdfium keeps the spaces between words that pypdf drops on some PDFs (the Debian
+        Reference: "Therearetwomethods"); its soft-hyphen marks (U+FFFE, a word broken at a
+        line end) are joined back into the word.
+        """
+        import pypdfium2 as pdfium
+
+        try:
+            if self._document is None:
+                self._document = pdfium.PdfDocument(self._data)
+            textpage = self._document[index].get_textpage()
+            try:
+                text = str(textpage.get_text_range())
+            finally:
+                textpage.close()
+        except pdfium.PdfiumError:
+            return None
+        return _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "")
 
     def ocr(self, index: int) -> Section | None:
         """OCR page ``index`` (0-based); a page that cannot be read is a warning and None."""

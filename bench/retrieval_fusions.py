@@ -1,0 +1,95 @@
+"""Ways to combine a dense and a BM25 ranking that need no tuned weight (for the benchmarks).
+
+Each fusion takes the two candidate lists of a question (``Rankings``: dense by cosine, BM25
+by its score, each best first) and returns the fused hit list. ``rrf_weighted`` is the
+server's shipping fusion (RRF, k=60, dense 0.7 : BM25 1); the others are compared with it by
+``bench/retrieval_variants.py``:
+
+* ``rrf``, ``rrf_k10``, ``rrf_k20``: plain reciprocal rank fusion (equal weights), k 60/10/20.
+* ``minmax``: CombSUM of min-max normalised scores (each list scaled to [0, 1]; absent: 0).
+* ``zscore``: CombSUM of z-scores within each list (absent: the list's minimum).
+* ``page_rrf``: document-level evidence. A chunk's RRF score plus the RRF scores of the other
+  chunks of its page in the candidate lists: several strong chunks from one page lift each.
+* ``page_rrf_max``: chunks ordered by their page's best chunk, then by their own score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.types import Hit
+from retrieval.evaluation import result_key
+from retrieval.fusion import rrf_fuse
+
+
+@dataclass(frozen=True)
+class Rankings:
+    """One question's candidates: dense (cosine) and BM25, each best first."""
+
+    dense: list[Hit]
+    keyword: list[Hit]
+
+
+def _combsum(
+    lists: Sequence[Sequence[Hit]], normalise: Callable[[np.ndarray], np.ndarray]
+) -> list[Hit]:
+    scores: dict[str, float] = {}
+    chunks: dict[str, Hit] = {}
+    floors = []
+    for hits in lists:
+        if not hits:
+            floors.append(0.0)
+            continue
+        values = normalise(np.array([h.score for h in hits], dtype=np.float64))
+        floors.append(float(values.min()))
+        for hit, value in zip(hits, values, strict=True):
+            chunks.setdefault(hit.chunk.id, hit)
+            scores[hit.chunk.id] = scores.get(hit.chunk.id, 0.0) + float(value)
+    for cid in scores:  # an absent list contributes its floor
+        for hits, floor in zip(lists, floors, strict=True):
+            if all(h.chunk.id != cid for h in hits):
+                scores[cid] += floor
+    order = sorted(scores, key=lambda c: (-scores[c], c))
+    return [Hit(chunks[c].chunk, scores[c], "fused") for c in order]
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    span = values.max() - values.min()
+    return (values - values.min()) / span if span > 0 else np.ones_like(values)
+
+
+def _zscore(values: np.ndarray) -> np.ndarray:
+    std = values.std()
+    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+
+
+def page_evidence(fused: list[Hit], *, by_max: bool = False) -> list[Hit]:
+    """Reorder fused hits by their page's evidence (see the module docstring)."""
+    pages: dict[str, list[float]] = {}
+    for hit in fused:
+        pages.setdefault(result_key(hit.chunk.metadata), []).append(hit.score)
+    if by_max:
+        key = {p: max(s) for p, s in pages.items()}
+        order = sorted(
+            fused, key=lambda h: (-key[result_key(h.chunk.metadata)], -h.score, h.chunk.id)
+        )
+        return order
+    total = {p: sum(s) for p, s in pages.items()}
+    rescored = [Hit(h.chunk, h.score + total[result_key(h.chunk.metadata)], "fused") for h in fused]
+    return sorted(rescored, key=lambda h: (-h.score, h.chunk.id))
+
+
+FUSIONS: dict[str, Callable[[Rankings], list[Hit]]] = {
+    "rrf_weighted": lambda r: rrf_fuse([r.dense, r.keyword], 60, (0.7, 1.0)),
+    "rrf": lambda r: rrf_fuse([r.dense, r.keyword], 60),
+    "rrf_k20": lambda r: rrf_fuse([r.dense, r.keyword], 20),
+    "rrf_k10": lambda r: rrf_fuse([r.dense, r.keyword], 10),
+    "minmax": lambda r: _combsum([r.dense, r.keyword], _minmax),
+    "zscore": lambda r: _combsum([r.dense, r.keyword], _zscore),
+    "page_rrf": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60)),
+    "page_rrf_max": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60), by_max=True),
+    "dense_page": lambda r: page_evidence(rrf_fuse([r.dense], 60)),
+}
