@@ -15,14 +15,12 @@ server's shipping fusion (RRF, k=60, dense 0.7 : BM25 1); the others are compare
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from core.types import Hit
 from retrieval.evaluation import result_key
-from retrieval.fusion import rrf_fuse
+from retrieval.fusion import rrf_fuse, score_fuse
 
 
 @dataclass(frozen=True)
@@ -31,39 +29,6 @@ class Rankings:
 
     dense: list[Hit]
     keyword: list[Hit]
-
-
-def _combsum(
-    lists: Sequence[Sequence[Hit]], normalise: Callable[[np.ndarray], np.ndarray]
-) -> list[Hit]:
-    scores: dict[str, float] = {}
-    chunks: dict[str, Hit] = {}
-    floors = []
-    for hits in lists:
-        if not hits:
-            floors.append(0.0)
-            continue
-        values = normalise(np.array([h.score for h in hits], dtype=np.float64))
-        floors.append(float(values.min()))
-        for hit, value in zip(hits, values, strict=True):
-            chunks.setdefault(hit.chunk.id, hit)
-            scores[hit.chunk.id] = scores.get(hit.chunk.id, 0.0) + float(value)
-    for cid in scores:  # an absent list contributes its floor
-        for hits, floor in zip(lists, floors, strict=True):
-            if all(h.chunk.id != cid for h in hits):
-                scores[cid] += floor
-    order = sorted(scores, key=lambda c: (-scores[c], c))
-    return [Hit(chunks[c].chunk, scores[c], "fused") for c in order]
-
-
-def _minmax(values: np.ndarray) -> np.ndarray:
-    span = values.max() - values.min()
-    return (values - values.min()) / span if span > 0 else np.ones_like(values)
-
-
-def _zscore(values: np.ndarray) -> np.ndarray:
-    std = values.std()
-    return (values - values.mean()) / std if std > 0 else np.zeros_like(values)
 
 
 def page_evidence(fused: list[Hit], *, by_max: bool = False) -> list[Hit]:
@@ -87,8 +52,8 @@ FUSIONS: dict[str, Callable[[Rankings], list[Hit]]] = {
     "rrf": lambda r: rrf_fuse([r.dense, r.keyword], 60),
     "rrf_k20": lambda r: rrf_fuse([r.dense, r.keyword], 20),
     "rrf_k10": lambda r: rrf_fuse([r.dense, r.keyword], 10),
-    "minmax": lambda r: _combsum([r.dense, r.keyword], _minmax),
-    "zscore": lambda r: _combsum([r.dense, r.keyword], _zscore),
+    "minmax": lambda r: score_fuse([r.dense, r.keyword], "minmax"),
+    "zscore": lambda r: score_fuse([r.dense, r.keyword], "zscore"),
     "page_rrf": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60)),
     "page_rrf_max": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60), by_max=True),
     "dense_page": lambda r: page_evidence(rrf_fuse([r.dense], 60)),

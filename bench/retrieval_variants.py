@@ -26,6 +26,7 @@ haystack, to explore on two shared cores; the full corpora are ``bench_retrieval
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pickle
 import sys
@@ -62,7 +63,17 @@ from retrieval.evaluation import (  # noqa: E402  # noqa: E402
 )
 
 TOP_K = 10
-_PDF_DEFAULT = __import__("ingest.office_loaders").office_loaders.PDF_TEXT_ENGINE
+PDF_LOADERS = {  # PDF text engine, table detection, fewest columns of a table
+    "pypdf": ("pypdf", True, 1),
+    "cols2": ("pypdf", True, 2),
+    "pdfium": ("pdfium", True, 2),
+    "pdfium_notables": ("pdfium", False, 2),
+}
+_PDF_DEFAULT = (
+    __import__("ingest.office_loaders").office_loaders.PDF_TEXT_ENGINE,
+    __import__("ingest.pdf_pages").pdf_pages.PDF_TABLES,
+    __import__("ingest.pdf_pages").pdf_pages.MIN_TABLE_COLUMNS,
+)
 CANDIDATES = 50
 
 
@@ -100,6 +111,8 @@ VARIANTS: dict[str, Variant] = {
     "base": Variant(),
     "pypdf": Variant(loader="pypdf"),
     "pdfium": Variant(loader="pdfium"),
+    "pdfium_notables": Variant(loader="pdfium_notables"),
+    "cols2": Variant(loader="cols2"),
     "noprefix": Variant(prefix="none"),
     "title": Variant(prefix="title"),
     "size256": Variant(size=256, overlap=40),
@@ -117,7 +130,8 @@ def load_documents(
     corpus: Corpus, files: Sequence[tuple[Path, str]], loader: str, cache: Path | None
 ) -> list[LoadedDocument]:
     """Load the files with ``loader``; cached (pickled) per corpus, loader and file list."""
-    key = f"docs-{corpus.name}-{loader}-{len(files)}-{abs(hash(tuple(s for _, s in files)))}"
+    names = hashlib.sha1("\n".join(s for _, s in files).encode()).hexdigest()[:12]
+    key = f"docs-{corpus.name}-{loader}-{len(files)}-{names}"
     path = cache / f"{key}.pkl" if cache else None
     if path and path.exists():
         return pickle.loads(path.read_bytes())  # type: ignore[no-any-return]
@@ -138,9 +152,11 @@ def load_documents(
 
 def ours_document(path: Path, source: str, loader: str) -> LoadedDocument:
     """The server's loader; ``pypdf``/``pdfium`` pick the PDF text engine."""
-    from ingest import office_loaders
+    from ingest import office_loaders, pdf_pages
 
-    office_loaders.PDF_TEXT_ENGINE = loader if loader in ("pypdf", "pdfium") else _PDF_DEFAULT
+    engine, tables, columns = PDF_LOADERS.get(loader, _PDF_DEFAULT)
+    office_loaders.PDF_TEXT_ENGINE = engine
+    pdf_pages.PDF_TABLES, pdf_pages.MIN_TABLE_COLUMNS = tables, columns
     return load_file(path, source, LoadLimits(max_parse_seconds=3600.0))
 
 
@@ -302,20 +318,24 @@ def render_corpus(title: str, results: dict[str, tuple[int, dict[str, EvalReport
     base = results.get("base", (0, {}))[1]
     for name, (chunks, reports) in results.items():
         for mode, report in reports.items():
-            lines.append(row(name, mode, report, base.get(mode), chunks))
+            # base's fusions are compared with the shipping fusion, the variants with base
+            reference = base.get("rrf_weighted") if name == "base" else base.get(mode)
+            if name == "base" and mode in ("dense", "bm25"):
+                reference = None
+            lines.append(row(name, mode, report, reference, chunks))
     return [*lines, ""]
 
 
 def embed_texts(
-    texts: list[str], embedder: Any, cache: VectorCache | None, also: Path | None
+    texts: list[str], embedder: Any, cache: VectorCache | None, also: Sequence[Path]
 ) -> np.ndarray:
-    """Vectors of ``texts``: from the cache, else (another run's cache file), else embedded."""
+    """Vectors of ``texts``: from the cache, else (other runs' cache files), else embedded."""
     if cache is None:
         return np.asarray(embedder.embed(texts), dtype=np.float32)
-    if also is not None and also.exists():
-        cache.cache.update(
-            {k: v for k, v in VectorCache(also).cache.items() if k not in cache.cache}
-        )
+    for path in also:
+        if path.exists():
+            other = VectorCache(path).cache
+            cache.cache.update({k: v for k, v in other.items() if k not in cache.cache})
     vectors = cache.get(texts, embedder.embed)
     cache.save()
     return vectors
@@ -349,8 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Command: `python bench/retrieval_variants.py {' '.join(argv or sys.argv[1:])}`",
         "",
         f"Questions: the {args.split} half. Corpus: {haystack}. Top 10 chunks; Δ: paired "
-        "bootstrap 95% interval of the variant minus `base` in the same retrieval "
-        "(`*`: excludes 0). Fusions: `bench/retrieval_fusions.py`.",
+        "bootstrap 95% interval of the variant minus `base` in the same retrieval, and of each "
+        "fusion of `base` minus the shipping fusion `rrf_weighted` (`*`: excludes 0). "
+        "Fusions: `bench/retrieval_fusions.py`.",
         "",
     ]
     for name in args.corpora:

@@ -66,7 +66,7 @@ def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
             {"file": ctx.name, "pages": page_count, "max_pdf_pages": ctx.limits.max_pdf_pages},
         )
     sections: list[Section] = []
-    pages = PdfPages(data, ctx)
+    pages = PdfPages(data, ctx, PDF_TEXT_ENGINE)
     try:
         for number in range(page_count):
             ctx.deadline.check()

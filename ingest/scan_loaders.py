@@ -162,8 +162,10 @@ class PdfPageRenderer:
         except pdfium.PdfiumError:
             return False
 
-    def text(self, index: int) -> str | None:
+    def text(self, index: int, band: tuple[float, float] | None = None) -> str | None:
         """Page ``index``'s text layer as pdfium reads it, None if pdfium cannot read the page.
+
+        ``band``: only the text between these two distances from the top of the page (points).
 
         pdfium keeps the spaces between words that pypdf drops on some PDFs (the Debian
         Reference: "Therearetwomethods"); its soft-hyphen marks (U+FFFE, a word broken at a
@@ -174,9 +176,16 @@ class PdfPageRenderer:
         try:
             if self._document is None:
                 self._document = pdfium.PdfDocument(self._data)
-            textpage = self._document[index].get_textpage()
+            page = self._document[index]
+            textpage = page.get_textpage()
             try:
-                text = str(textpage.get_text_range())
+                if band is None:
+                    text = str(textpage.get_text_range())
+                else:
+                    width, height = page.get_size()
+                    text = str(
+                        textpage.get_text_bounded(0, height - band[1], width, height - band[0])
+                    )
             finally:
                 textpage.close()
         except pdfium.PdfiumError:

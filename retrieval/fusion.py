@@ -1,11 +1,13 @@
-"""Reciprocal rank fusion of ranked hit lists (hybrid search).
+"""Fusion of ranked hit lists (hybrid search): reciprocal rank, or normalised scores.
 
-A pure function over ``Hit`` lists; the fused hits carry ``kind="fused"``.
+Pure functions over ``Hit`` lists; the fused hits carry ``kind="fused"``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from core.types import Hit
 
@@ -43,5 +45,59 @@ def rrf_fuse(
             seen.add(chunk_id)
             scores[chunk_id] = scores.get(chunk_id, 0.0) + weight / (k + rank)
             chunks.setdefault(chunk_id, hit)
+    order = sorted(scores, key=lambda cid: (-scores[cid], cid))
+    return [Hit(chunks[cid].chunk, scores[cid], "fused") for cid in order]
+
+
+def _z_scores(values: np.ndarray) -> np.ndarray:
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    span = float(values.max() - values.min())
+    return (values - values.min()) / span if span > 0 else np.ones_like(values)
+
+
+NORMALISERS = {"zscore": _z_scores, "minmax": _min_max}
+"""Per-list score normalisations ``score_fuse`` accepts."""
+
+
+def score_fuse(rankings: Sequence[Sequence[Hit]], method: str = "zscore") -> list[Hit]:
+    """Fuse ranked lists by summing their normalised scores (CombSUM), with no weights.
+
+    Each list's scores are normalised within the list: ``zscore`` (minus the list's mean,
+    over its standard deviation) or ``minmax`` (scaled to [0, 1]). A chunk's fused score is
+    the sum of its normalised scores; a list it is absent from contributes that list's lowest
+    normalised score (it ranked below everything the list returned). Unlike RRF, the gap
+    between scores counts: a dense hit far ahead of the rest stays ahead. A chunk listed twice
+    in one list counts at its best score there.
+
+    Args:
+        rankings: Hit lists, each best first, each scored on its own scale.
+        method: ``zscore`` or ``minmax``.
+
+    Returns:
+        One hit per distinct chunk with the fused score, best first; ties go to the smaller
+        chunk id.
+    """
+    if method not in NORMALISERS:
+        raise ValueError(f"unknown normalisation {method!r}; use one of {sorted(NORMALISERS)}")
+    normalise = NORMALISERS[method]
+    per_list: list[dict[str, float]] = []
+    chunks: dict[str, Hit] = {}
+    for ranking in rankings:
+        best: dict[str, float] = {}
+        if ranking:
+            values = normalise(np.array([h.score for h in ranking], dtype=np.float64))
+            for hit, value in zip(ranking, values, strict=True):
+                chunks.setdefault(hit.chunk.id, hit)
+                best[hit.chunk.id] = max(best.get(hit.chunk.id, -np.inf), float(value))
+        per_list.append(best)
+    floors = [min(best.values(), default=0.0) for best in per_list]
+    scores = {
+        cid: sum(best.get(cid, floor) for best, floor in zip(per_list, floors, strict=True))
+        for cid in chunks
+    }
     order = sorted(scores, key=lambda cid: (-scores[cid], cid))
     return [Hit(chunks[cid].chunk, scores[cid], "fused") for cid in order]
