@@ -253,6 +253,12 @@ class RetrievalSettings(BaseModel):
     )
     top_k: int = Field(5, description="Default number of chunks retrieved.")
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
+    fusion: Literal["rrf", "zscore", "minmax"] = Field(
+        "rrf",
+        description="How hybrid mode fuses the dense and BM25 rankings: rrf (weighted reciprocal "
+        "rank, rrf_k and the two weights), or a weight-free sum of each list's z-scored (zscore) "
+        "or min-max scaled (minmax) scores.",
+    )
     rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(
         0.7,

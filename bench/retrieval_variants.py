@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.eval.corpora import CORPORA, Corpus  # noqa: E402
+from bench.eval.corpora import CORPORA, Corpus, spread_sample  # noqa: E402
 from bench.retrieval_cache import VectorCache  # noqa: E402
 from bench.retrieval_fusions import FUSIONS, Rankings  # noqa: E402
 from core.types import Chunk, Hit  # noqa: E402
@@ -288,10 +288,7 @@ def corpus_files(
     files = corpus.files()
     if others is None or corpus.kind != "html":
         return files
-    wanted = {q.source for q in questions}
-    rest = [f for f in files if f[1] not in wanted]
-    step = max(1, len(rest) // max(1, others))
-    return sorted([f for f in files if f[1] in wanted] + rest[::step][:others], key=lambda f: f[1])
+    return spread_sample(files, {q.source for q in questions}, others)
 
 
 def row(name: str, mode: str, report: EvalReport, base: EvalReport | None, chunks: int) -> str:
