@@ -13,7 +13,7 @@ the same all-MiniLM-L6-v2 (float32) and searched in memory with numpy (dense: co
 the numbers are those the server would give for those chunks. Each *fusion* (``--fusions``)
 changes only how the dense and BM25 rankings are combined, over the base chunks.
 
-Every variant is compared with ``base`` (the shipping defaults) question by question: a
+Every variant is compared with ``base`` (the shipping defaults before #24) question by question: a
 paired-bootstrap 95% interval of the difference (``retrieval.eval_stats``).
 
 Cost: each variant embeds its chunks once (a shared ``--embed-cache`` keeps vectors by text,
@@ -69,11 +69,7 @@ PDF_LOADERS = {  # PDF text engine, table detection, fewest columns of a table
     "pdfium": ("pdfium", True, 2),
     "pdfium_notables": ("pdfium", False, 2),
 }
-_PDF_DEFAULT = (
-    __import__("ingest.office_loaders").office_loaders.PDF_TEXT_ENGINE,
-    __import__("ingest.pdf_pages").pdf_pages.PDF_TABLES,
-    __import__("ingest.pdf_pages").pdf_pages.MIN_TABLE_COLUMNS,
-)
+_PDF_DEFAULT = PDF_LOADERS["pypdf"]  # ``ours``/``base``: the PDF loading before #24
 CANDIDATES = 50
 
 

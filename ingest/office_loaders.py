@@ -18,7 +18,10 @@ _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _READ_BLOCK = 1 << 16
 
 
-PDF_TEXT_ENGINE = "pypdf"
+PDF_TEXT_ENGINE = "pdfium"
+"""Reads a PDF page's text layer: ``pdfium`` (pypdf when pdfium cannot read the page) or
+``pypdf``. pdfium keeps word spaces that pypdf drops in some PDFs (bench/results/
+retrieval_variants.md); the benchmarks switch it to measure the difference."""
 
 
 def _unreadable(ctx: LoadContext, reason: str, fix: str) -> UnreadableDocument:
@@ -72,7 +75,8 @@ def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
             ctx.deadline.check()
             text = pages.text(number) if PDF_TEXT_ENGINE == "pdfium" else None
             try:
-                text = reader.pages[number].extract_text() or "" if text is None else text
+                if text is None:
+                    text = reader.pages[number].extract_text() or ""
             except Exception as exc:  # a damaged page stream
                 raise _unreadable(
                     ctx,

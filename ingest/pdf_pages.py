@@ -23,8 +23,9 @@ logger = logging.getLogger(__name__)
 PDF_TABLES = True
 """Look for ruled tables (pdfplumber) on pages that draw paths."""
 
-MIN_TABLE_COLUMNS = 1
-"""Fewest columns a ruled box needs to be read as a table."""
+MIN_TABLE_COLUMNS = 2
+"""Fewest columns a ruled box needs to be read as a table: one column is a framed text (a code
+sample, a note), read as text."""
 
 
 class PdfPages:

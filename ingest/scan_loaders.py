@@ -135,6 +135,11 @@ def image_loader(extension: str) -> Callable[[bytes, LoadContext], list[Section]
     return load
 
 
+def join_soft_hyphens(text: str) -> str:
+    """Join the words pdfium marks as broken at a line end (U+FFFE, then the line break)."""
+    return _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "")
+
+
 class PdfPageRenderer:
     """Renders PDF pages to images for OCR with pypdfium2, opening the document on first use."""
 
@@ -190,7 +195,7 @@ class PdfPageRenderer:
                 textpage.close()
         except pdfium.PdfiumError:
             return None
-        return _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "")
+        return join_soft_hyphens(text)
 
     def ocr(self, index: int) -> Section | None:
         """OCR page ``index`` (0-based); a page that cannot be read is a warning and None."""
