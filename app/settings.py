@@ -253,21 +253,23 @@ class RetrievalSettings(BaseModel):
     )
     top_k: int = Field(5, description="Default number of chunks retrieved.")
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
-    fusion: Literal["rrf", "zscore", "minmax"] = Field(
-        "rrf",
-        description="How hybrid mode fuses the dense and BM25 rankings: rrf (weighted reciprocal "
-        "rank, rrf_k and the two weights), or a weight-free sum of each list's z-scored (zscore) "
-        "or min-max scaled (minmax) scores.",
+    fusion: Literal["zscore", "minmax", "rrf"] = Field(
+        "zscore",
+        description="How hybrid mode fuses the dense and BM25 candidates: zscore (the sum of each "
+        "list's z-scored scores; no weight to tune, best on the tuning halves of all three "
+        "corpora, bench/results/retrieval_variants.md), minmax (the same with min-max scaling) or "
+        "rrf (weighted reciprocal rank: rrf_k and the two weights).",
     )
-    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant (fusion=rrf).")
     dense_weight: float = Field(
         0.7,
         ge=0.0,
-        description="Weight of the dense (embedding) ranking in hybrid fusion; below the BM25 "
-        "weight because exact words carried more on the dev set (bench/results/retrieval.md).",
+        description="Weight of the dense (embedding) ranking in rrf fusion (fusion=rrf only).",
     )
     keyword_weight: float = Field(
-        1.0, ge=0.0, description="Weight of the BM25 (keyword) ranking in hybrid fusion."
+        1.0,
+        ge=0.0,
+        description="Weight of the BM25 (keyword) ranking in rrf fusion (fusion=rrf only).",
     )
     candidates: int = Field(
         50,
