@@ -384,7 +384,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mmr", action="store_true", help="also hybrid with MMR")
     parser.add_argument("--no-langchain", action="store_true")
     parser.add_argument("--pages", type=int, help="smoke run: question pages + first N")
-    parser.add_argument("--others", type=int, help="HTML: question pages + N spread others")
+    parser.add_argument(
+        "--others",
+        nargs="*",
+        default=[],
+        metavar="CORPUS=N",
+        help="that HTML corpus: question pages + N spread others (a smaller haystack)",
+    )
     parser.add_argument("--fusion", default=retrieval.fusion, choices=list(FUSIONS))
     parser.add_argument(
         "--old-default",
@@ -469,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not corpus.installed():
             raise SystemExit(f"{corpus.root} is missing: apt-get install {corpus.package}")
         questions = select(load_questions(corpus.questions_path), args.split)
-        files = corpus_files(corpus, questions, args.pages, args.others)
+        others = dict(item.split("=") for item in args.others).get(name)
+        files = corpus_files(corpus, questions, args.pages, None if others is None else int(others))
         sizes[name] = f"{len(files)} files, {len(questions)} questions"
         runs: list[Run] = []
         for number, size in enumerate(args.chunk_sizes):

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 from core.types import Hit
 from retrieval.evaluation import result_key
-from retrieval.fusion import rrf_fuse, score_fuse
+from retrieval.fusion import keyword_floor, rrf_fuse, score_fuse
+
+CANDIDATES = 50
+"""Hits each retriever contributes (the server's default ``candidates``)."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,19 @@ def page_evidence(fused: list[Hit], *, by_max: bool = False) -> list[Hit]:
     return sorted(rescored, key=lambda h: (-h.score, h.chunk.id))
 
 
+def _scores(r: Rankings, method: str) -> list[Hit]:
+    """The server's score fusion, with its floor for a short BM25 list."""
+    floors = [None, keyword_floor(r.keyword, CANDIDATES)]
+    return score_fuse([r.dense, r.keyword], method, floors, CANDIDATES)
+
+
 FUSIONS: dict[str, Callable[[Rankings], list[Hit]]] = {
     "rrf_weighted": lambda r: rrf_fuse([r.dense, r.keyword], 60, (0.7, 1.0)),
     "rrf": lambda r: rrf_fuse([r.dense, r.keyword], 60),
     "rrf_k20": lambda r: rrf_fuse([r.dense, r.keyword], 20),
     "rrf_k10": lambda r: rrf_fuse([r.dense, r.keyword], 10),
-    "minmax": lambda r: score_fuse([r.dense, r.keyword], "minmax"),
-    "zscore": lambda r: score_fuse([r.dense, r.keyword], "zscore"),
+    "minmax": lambda r: _scores(r, "minmax"),
+    "zscore": lambda r: _scores(r, "zscore"),
     "page_rrf": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60)),
     "page_rrf_max": lambda r: page_evidence(rrf_fuse([r.dense, r.keyword], 60), by_max=True),
     "dense_page": lambda r: page_evidence(rrf_fuse([r.dense], 60)),

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 
 from bench.eval.corpora import CORPORA, Corpus, spread_sample  # noqa: E402
 from bench.retrieval_cache import VectorCache  # noqa: E402
-from bench.retrieval_fusions import FUSIONS, Rankings  # noqa: E402
+from bench.retrieval_fusions import CANDIDATES, FUSIONS, Rankings  # noqa: E402
 from core.types import Chunk, Hit  # noqa: E402
 from ingest.base import LoadedDocument, Section  # noqa: E402
 from ingest.chunking import chunk_document, document_id_for  # noqa: E402
@@ -70,7 +70,6 @@ PDF_LOADERS = {  # PDF text engine, table detection, fewest columns of a table
     "pdfium_notables": ("pdfium", False, 2),
 }
 _PDF_DEFAULT = PDF_LOADERS["pypdf"]  # ``ours``/``base``: the PDF loading before #24
-CANDIDATES = 50
 
 
 def log(line: str) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 from core.errors import ConfigurationError, InvalidRequest
 from core.types import Hit
-from retrieval.fusion import NORMALISERS, rrf_fuse, score_fuse
+from retrieval.fusion import NORMALISERS, keyword_floor, rrf_fuse, score_fuse
 from retrieval.keywords import KeywordIndexes, StoreLookup
 from retrieval.mmr import mmr_select
 from retrieval.rerankers import Reranker, rerank_hits
@@ -247,7 +247,8 @@ class Searcher:
         if plan.mode in ("bm25", "hybrid"):
             keyword = self.keywords.search(collection, query, plan.fetch, filter)
         if plan.mode == "hybrid" and self._fusion != "rrf":
-            return score_fuse([dense, keyword], self._fusion)[: plan.pool]
+            floors = [None, keyword_floor(keyword, plan.fetch)]
+            return score_fuse([dense, keyword], self._fusion, floors, plan.fetch)[: plan.pool]
         if plan.mode == "hybrid":
             return rrf_fuse([dense, keyword], k=self._rrf_k, weights=self._weights)[: plan.pool]
         return (dense if plan.mode == "dense" else keyword)[: plan.pool]

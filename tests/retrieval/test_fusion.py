@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.types import Chunk, Hit
-from retrieval.fusion import rrf_fuse, score_fuse
+from retrieval.fusion import keyword_floor, rrf_fuse, score_fuse
 
 
 def hit(chunk_id: str, score: float = 0.0) -> Hit:
@@ -57,14 +57,42 @@ def test_weighted_rrf_scales_each_list() -> None:
 
 
 def test_zscore_fusion_matches_a_hand_computed_example() -> None:
-    dense = [hit("a", 0.9), hit("b", 0.6), hit("c", 0.3)]  # mean 0.6, std sqrt(0.06)
-    keyword = [hit("c", 10.0), hit("d", 2.0)]  # mean 6, std 4
-    fused = score_fuse([dense, keyword], "zscore")
-    z = 0.3 / (0.06**0.5)
-    expected = {"a": z + -1.0, "b": 0.0 + -1.0, "c": -z + 1.0, "d": -z + -1.0}
+    dense = [hit("a", 0.9), hit("b", 0.6), hit("c", 0.3)]
+    keyword = [hit("c", 10.0), hit("d", 2.0)]
+    fused = score_fuse([dense, keyword], "zscore", floors=[None, 0.0])
+
+    def z(values: list[float]) -> list[float]:  # each list's scores and its floor, z-scored
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        return [(v - mean) / spread for v in values]
+
+    za, zb, zc, dense_floor = z([0.9, 0.6, 0.3, 0.3])  # dense floor: its lowest score
+    kc, kd, keyword_floor = z([10.0, 2.0, 0.0])  # BM25 floor given: 0
+    expected = {
+        "a": za + keyword_floor,
+        "b": zb + keyword_floor,
+        "c": zc + kc,
+        "d": dense_floor + kd,
+    }
     assert {h.chunk.id: h.score for h in fused} == pytest.approx(expected)
-    assert [h.chunk.id for h in fused] == ["a", "c", "b", "d"]
+    assert [h.chunk.id for h in fused] == sorted(expected, key=lambda c: -expected[c])
     assert {h.kind for h in fused} == {"fused"}
+
+
+def test_a_lone_keyword_hit_still_counts() -> None:
+    # BM25 found one chunk with the query's rare word; the dense order puts it last.
+    dense = [hit("a", 0.50), hit("b", 0.48), hit("c", 0.46), hit("x", 0.40)]
+    keyword = [hit("x", 7.5)]
+    fused = score_fuse([dense, keyword], "zscore", floors=[None, 0.0], depth=50)
+    assert fused[0].chunk.id == "x"
+    assert fused[0].score > fused[1].score + 1
+    # Min-max scaling caps each list at 1: x (0 + 1) only ties with a (1 + 0).
+    scaled = score_fuse([dense, keyword], "minmax", floors=[None, 0.0], depth=50)
+    assert {h.chunk.id: h.score for h in scaled[:2]} == {"a": 1.0, "x": 1.0}
+    # Without the 49 zeros the list stands for, a list of one is just +1/-1 around its mean.
+    assert score_fuse([dense, keyword], "zscore", floors=[None, 0.0])[0].chunk.id == "a"
+    assert keyword_floor(keyword, 50) == 0.0
+    assert keyword_floor(keyword * 50, 50) is None
 
 
 def test_score_fusion_keeps_gaps_that_rank_fusion_forgets() -> None:
@@ -89,8 +117,7 @@ def test_minmax_fusion_and_edge_cases() -> None:
     assert [h.chunk.id for h in fused] == ["a", "b", "c"]  # a and b tie: smaller id first
     assert score_fuse([[], []]) == []
     assert [h.chunk.id for h in score_fuse([[hit("x", 2.0)], []])] == ["x"]
-    assert [(h.chunk.id, h.score) for h in score_fuse([[hit("a", 1.0), hit("a", 0.0)]])] == [
-        ("a", 1.0)
-    ]
+    twice = score_fuse([[hit("a", 1.0), hit("a", 0.0)]], "minmax")
+    assert [(h.chunk.id, h.score) for h in twice] == [("a", 1.0)]
     with pytest.raises(ValueError, match="unknown normalisation"):
         score_fuse([dense], "softmax")
