@@ -253,12 +253,12 @@ class RetrievalSettings(BaseModel):
     )
     top_k: int = Field(5, description="Default number of chunks retrieved.")
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
-    fusion: Literal["zscore", "minmax", "rrf"] = Field(
-        "zscore",
-        description="How hybrid mode fuses the dense and BM25 candidates: zscore (the sum of each "
-        "list's z-scored scores; no weight to tune, best on the tuning halves of all three "
-        "corpora, bench/results/retrieval_variants.md), minmax (the same with min-max scaling) or "
-        "rrf (weighted reciprocal rank: rrf_k and the two weights).",
+    fusion: Literal["rrf", "zscore", "minmax"] = Field(
+        "rrf",
+        description="How hybrid mode fuses the dense and BM25 candidates: rrf (weighted reciprocal "
+        "rank: rrf_k and the two weights), zscore (the sum of each list's z-scored scores, no "
+        "weight to tune) or minmax (the same with min-max scaling); zscore led on the tuning "
+        "halves but did not win on every confirming half (bench/results/retrieval_broad.md).",
     )
     rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant (fusion=rrf).")
     dense_weight: float = Field(

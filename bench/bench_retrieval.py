@@ -87,6 +87,7 @@ class Search:
     weights: tuple[float, float]
     sweep: Sequence[float] = ()
     fusion: str = "rrf"
+    also_fusions: Sequence[str] = ()
 
 
 def use_int8_queries(embedder: Any) -> None:
@@ -168,14 +169,14 @@ def run_ours(
     keywords.get(COLLECTION).refresh()
     index_seconds = time.perf_counter() - started
 
-    def service(weights: tuple[float, float]) -> SearchService:
+    def service(weights: tuple[float, float], fusion: str = search.fusion) -> SearchService:
         return SearchService(
             collections,
             embedder,
             default_mode=search.default_mode,
             max_top_k=100,
             keywords=keywords,
-            fusion=search.fusion,
+            fusion=fusion,
             rrf_k=search.rrf_k,
             dense_weight=weights[0],
             keyword_weight=weights[1],
@@ -183,16 +184,21 @@ def run_ours(
         )
 
     searcher = service(search.weights)
-    variants = [(mode, False) for mode in search.modes] + ([("hybrid", True)] if search.mmr else [])
+    variants = [(mode, False, "") for mode in search.modes]
+    variants += [("hybrid", True, "")] if search.mmr else []
+    variants += [("hybrid", False, fusion) for fusion in search.also_fusions]
     runs: list[Run] = []
-    for mode, use_mmr in variants:
+    for mode, use_mmr, fusion in variants:
         times: list[float] = []
+        chosen = service(search.weights, fusion) if fusion else searcher
 
-        def keys(question: str, mode: str = mode, use_mmr: bool = use_mmr) -> list[str]:
-            outcome = searcher.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
+        def keys(
+            question: str, mode: str = mode, use_mmr: bool = use_mmr, s: Any = chosen
+        ) -> list[str]:
+            outcome = s.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
             return [result_key(hit.chunk.metadata) for hit in outcome.hits]
 
-        label = f"{mode}+mmr" if use_mmr else mode
+        label = f"{mode}+mmr" if use_mmr else f"{mode} {fusion}" if fusion else mode
         report = evaluate(questions, timed(keys, times), label=f"ours {label}")
         runs.append(
             Run(
@@ -393,6 +399,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--fusion", default=retrieval.fusion, choices=list(FUSIONS))
     parser.add_argument(
+        "--also-fusions", nargs="*", default=[], choices=list(FUSIONS), help="more hybrid rows"
+    )
+    parser.add_argument(
         "--old-default",
         action="store_true",
         help="also the shipping default before #24 (pypdf text, weighted RRF)",
@@ -465,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.dense_weight, args.keyword_weight),
         args.sweep_dense_weights,
         args.fusion,
+        args.also_fusions,
     )
     embedder = load_embedder(args)
     timings = Timings(args.embed_cache)

@@ -107,7 +107,7 @@ def test_score_type_and_what_the_threshold_compared(readmes: TestClient) -> None
     hybrid = readmes.post(
         SEARCH, json={"query": "invoices", "mode": "hybrid", "score_threshold": 0.5}
     ).json()
-    assert hybrid["score_type"] == "zscore"
+    assert hybrid["score_type"] == "rrf"
     assert any("cosine similarity of the dense candidates" in w for w in hybrid["warnings"])
     bm25 = readmes.post(SEARCH, json={"query": "invoices", "mode": "bm25"}).json()
     assert bm25["score_type"] == "bm25"

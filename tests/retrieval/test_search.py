@@ -118,37 +118,40 @@ def test_scores_per_mode(services: Services) -> None:
     assert all(h.score > 0 for h in keyword)
     assert {h.kind for h in keyword} == {"bm25"}
     hybrid = services.search.search("default", query, 4, mode="hybrid")
-    assert make_settings(Path("unused")).retrieval.fusion == "zscore"  # the default
-    assert hybrid.score_type == "zscore"
-    # The sum of each list's z-scores over the 50 candidates each retriever contributes.
-    candidates = services.search.search("default", query, 50, mode="bm25").hits
-    floors = [None, keyword_floor(candidates, 50)]
-    expected = score_fuse([store.search(vector, 50), candidates], "zscore", floors, 50)[:4]
+    retrieval = make_settings(Path("unused")).retrieval
+    assert retrieval.fusion == "rrf"  # the default
+    weights = [retrieval.dense_weight, retrieval.keyword_weight]
+    expected = rrf_fuse([store.search(vector, 50), keyword], k=60, weights=weights)[:4]
     assert [(h.chunk.id, h.score) for h in hybrid.hits] == [
         (h.chunk.id, pytest.approx(h.score)) for h in expected
     ]
+    assert all(h.score <= sum(weights) / 61 for h in hybrid.hits)
     assert {h.kind for h in hybrid.hits} == {"fused"}
+    assert hybrid.score_type == "rrf"
 
 
-def test_rrf_fusion_scores(tmp_path: Path) -> None:
+def test_zscore_fusion_scores(tmp_path: Path) -> None:
     built = build_services(
-        make_settings(tmp_path / "data", fusion="rrf"), Components(embedder=HashEmbedder())
+        make_settings(tmp_path / "data", fusion="zscore"), Components(embedder=HashEmbedder())
     )
     try:
         upload(built, DOCS)
         query = "sorted list bisection"
         vector = HashEmbedder().embed_query(query)
-        keyword = built.search.search("default", query, 4, mode="bm25").hits
         hybrid = built.search.search("default", query, 4, mode="hybrid")
-        retrieval = make_settings(Path("unused")).retrieval
-        weights = [retrieval.dense_weight, retrieval.keyword_weight]
+        assert hybrid.score_type == "zscore"
+        # The sum of each list's z-scores over the 50 candidates each retriever contributes.
+        candidates = built.search.search("default", query, 50, mode="bm25").hits
         store = built.collections.get("default")
-        expected = rrf_fuse([store.search(vector, 50), keyword], k=60, weights=weights)[:4]
+        floors = [None, keyword_floor(candidates, 50)]
+        expected = score_fuse([store.search(vector, 50), candidates], "zscore", floors, 50)[:4]
         assert [(h.chunk.id, h.score) for h in hybrid.hits] == [
             (h.chunk.id, pytest.approx(h.score)) for h in expected
         ]
-        assert all(h.score <= sum(weights) / 61 for h in hybrid.hits)
-        assert hybrid.score_type == "rrf"
+        assert {h.kind for h in hybrid.hits} == {"fused"}
+        # A rare word only one chunk holds comes first with z-scores too: BM25's lone hit counts.
+        top = built.search.search("default", "heappush", 5, mode="hybrid").hits[0]
+        assert top.chunk.metadata["source"] == "heapq.txt"
     finally:
         built.close()
 
