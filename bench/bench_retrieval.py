@@ -265,6 +265,7 @@ def run_old_default(
         sweep=(),
         fusion=fusion,
         weights=weights,
+        also_fusions=(),
     )
     with old_pdf_loader():
         found = run_ours(corpus, files, questions, embedder, chunking, old, timings)
