@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.settings import SecuritySettings, Settings
+from core import tracing
 from core.errors import InvalidRequest, LimitExceeded
 from core.types import Hit
 from llms.base import Completion, GenerationParams, Generator
@@ -224,9 +225,25 @@ class AnswerService:
                 f"max_tokens {max_new} leaves no room for a prompt in the model's "
                 f"{window}-token window; ask for fewer"
             )
-        packed = build_prompt(
+        with tracing.span("packing", hits=len(outcome.hits)) as packing:
+            packed = self._pack(request, outcome.hits, window, max_new)
+            packing.set_attribute("prompt_tokens", packed.report.prompt_tokens)
+        temperature = (
+            llm.temperature if request.llm.temperature is None else request.llm.temperature
+        )
+        params = GenerationParams(
+            max_new_tokens=max_new,
+            temperature=temperature,
+            repetition_penalty=llm.repetition_penalty,
+        )
+        return Prepared(packed, outcome.hits, params, retrieval_s, started)
+
+    def _pack(
+        self, request: AnswerRequest, hits: list[Hit], window: int, max_new: int
+    ) -> PackedPrompt:
+        return build_prompt(
             request.question,
-            outcome.hits,
+            hits,
             tokenizer=self._generators.tokenizer(),
             window=window,
             max_new_tokens=max_new,
@@ -238,15 +255,6 @@ class AnswerService:
             params=request.params,
             overflow=self._settings.prompts.overflow,
         )
-        temperature = (
-            llm.temperature if request.llm.temperature is None else request.llm.temperature
-        )
-        params = GenerationParams(
-            max_new_tokens=max_new,
-            temperature=temperature,
-            repetition_penalty=llm.repetition_penalty,
-        )
-        return Prepared(packed, outcome.hits, params, retrieval_s, started)
 
     def prepare_answer(self, collection: str, request: AnswerRequest) -> Prepared:
         """Retrieve, pack, then read the evidence and settle the answer mode (no model call)."""
@@ -255,7 +263,8 @@ class AnswerService:
         if self._reader is None:
             return dataclasses.replace(prepared, answer_mode=mode)
         t0 = time.perf_counter()
-        reading = self._reader.read(request.question, [c.text for c in prepared.packed.chunks])
+        with tracing.span("evidence", chunks=len(prepared.packed.chunks)):
+            reading = self._reader.read(request.question, [c.text for c in prepared.packed.chunks])
         return dataclasses.replace(
             prepared, reading=reading, answer_mode=mode, reading_s=time.perf_counter() - t0
         )
@@ -309,7 +318,8 @@ class AnswerService:
         if prepared.without_model is not None:
             return self.finish(prepared, prepared.without_model, None, 0.0)
         t0 = time.perf_counter()
-        completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
+        with tracing.span("generation", model=self.model_name()):
+            completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
         return self.finish(prepared, completion.text, completion, time.perf_counter() - t0)
 
     async def answer(self, collection: str, request: AnswerRequest) -> AnswerResult:
@@ -317,7 +327,7 @@ class AnswerService:
         prepared = await asyncio.to_thread(self.prepare_answer, collection, request)
         if prepared.without_model is not None:
             return self.finish(prepared, prepared.without_model, None, 0.0)
-        async with self.gate.slot():
+        async with self.gate.slot(), self._generation_span():
             t0 = time.perf_counter()
             work = asyncio.ensure_future(
                 asyncio.to_thread(
@@ -334,6 +344,11 @@ class AnswerService:
             generation_s = time.perf_counter() - t0
         return self.finish(prepared, completion.text, completion, generation_s)
 
+    @contextlib.asynccontextmanager
+    async def _generation_span(self) -> AsyncIterator[None]:
+        with tracing.span("generation", model=self.model_name()):
+            yield
+
     async def open_stream(
         self, collection: str, request: AnswerRequest
     ) -> AsyncIterator[str | AnswerResult]:
@@ -349,6 +364,8 @@ class AnswerService:
         await slot.__aenter__()
         generator = self._generators.get()
 
+        span = tracing.start_span("generation", model=self.model_name(), stream=True)
+
         async def events() -> AsyncIterator[str | AnswerResult]:
             try:
                 t0 = time.perf_counter()
@@ -361,6 +378,7 @@ class AnswerService:
                 generation_s = time.perf_counter() - t0
                 yield self.finish(prepared, "".join(parts), None, generation_s)
             finally:
+                span.end()
                 await slot.__aexit__(None, None, None)
 
         return events()
