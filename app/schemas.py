@@ -224,9 +224,10 @@ class SearchResponse(BaseModel):
 
     query: str
     mode: str
-    score_type: Literal["cosine", "bm25", "rrf", "cross-encoder"] = Field(
+    score_type: Literal["cosine", "bm25", "rrf", "zscore", "minmax", "cross-encoder"] = Field(
         description="What each hit's score is: cosine similarity (dense), BM25 score (bm25), "
-        "reciprocal-rank-fusion score (hybrid, at most about 0.03) or cross-encoder score."
+        "the hybrid fusion's score (rrf: reciprocal rank, at most about 0.03; zscore or "
+        "minmax: the sum of the two lists' normalised scores) or cross-encoder score."
     )
     hits: list[HitOut]
     warnings: list[str] = Field(

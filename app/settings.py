@@ -279,15 +279,23 @@ class RetrievalSettings(BaseModel):
     )
     top_k: int = Field(5, description="Default number of chunks retrieved.")
     max_top_k: int = Field(100, description="Largest top_k a request may ask for.")
-    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant.")
+    fusion: Literal["rrf", "zscore", "minmax"] = Field(
+        "rrf",
+        description="How hybrid mode fuses the dense and BM25 candidates: rrf (weighted reciprocal "
+        "rank: rrf_k and the two weights), zscore (the sum of each list's z-scored scores, no "
+        "weight to tune) or minmax (the same with min-max scaling); zscore led on the tuning "
+        "halves but did not win on every confirming half (bench/results/retrieval_broad.md).",
+    )
+    rrf_k: int = Field(60, description="Reciprocal-rank-fusion constant (fusion=rrf).")
     dense_weight: float = Field(
         0.7,
         ge=0.0,
-        description="Weight of the dense (embedding) ranking in hybrid fusion; below the BM25 "
-        "weight because exact words carried more on the dev set (bench/results/retrieval.md).",
+        description="Weight of the dense (embedding) ranking in rrf fusion (fusion=rrf only).",
     )
     keyword_weight: float = Field(
-        1.0, ge=0.0, description="Weight of the BM25 (keyword) ranking in hybrid fusion."
+        1.0,
+        ge=0.0,
+        description="Weight of the BM25 (keyword) ranking in rrf fusion (fusion=rrf only).",
     )
     candidates: int = Field(
         50,

@@ -35,8 +35,9 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.services.collections import CollectionService  # noqa: E402
 from app.services.search import SearchService  # noqa: E402
 from app.settings import IngestSettings, RetrievalSettings  # noqa: E402
-from bench.eval.corpora import CORPORA, Corpus  # noqa: E402
+from bench.eval.corpora import CORPORA, Corpus, spread_sample  # noqa: E402
 from bench.retrieval_cache import CachedEmbedder, Timings, cached_langchain_embeddings  # noqa: E402
 from bench.retrieval_report import Run, render, to_json  # noqa: E402
 from ingest.limits import LoadLimits  # noqa: E402
@@ -62,6 +63,7 @@ from retrieval.evaluation import (  # noqa: E402
     select,
 )
 from retrieval.keywords import KeywordIndexes  # noqa: E402
+from retrieval.search import FUSIONS  # noqa: E402
 from vectorstores.memory import MemoryClient  # noqa: E402
 
 TOP_K = 10
@@ -84,6 +86,8 @@ class Search:
     candidates: int
     weights: tuple[float, float]
     sweep: Sequence[float] = ()
+    fusion: str = "rrf"
+    also_fusions: Sequence[str] = ()
 
 
 def use_int8_queries(embedder: Any) -> None:
@@ -125,7 +129,9 @@ def ingest_ours(
     """Ingest the files into a memory store; return the collections, chunks, seconds and a note."""
     client = MemoryClient()
     store = client.create_collection(COLLECTION, embedder.model_name, embedder.dimension)
-    pipeline = IngestPipeline(embedder, chunk_size=size, chunk_overlap=overlap, limits=LoadLimits())
+    # The 261-page PDF can take over the server's 120 s parse bound on two shared cores.
+    limits = LoadLimits(max_parse_seconds=3600.0)
+    pipeline = IngestPipeline(embedder, chunk_size=size, chunk_overlap=overlap, limits=limits)
     log(f"{corpus}: ours chunk_size={size}: ingesting {len(files)} files")
     if isinstance(embedder, CachedEmbedder):  # count this ingest's reuse only
         embedder.vectors.hits = embedder.vectors.misses = 0
@@ -163,13 +169,14 @@ def run_ours(
     keywords.get(COLLECTION).refresh()
     index_seconds = time.perf_counter() - started
 
-    def service(weights: tuple[float, float]) -> SearchService:
+    def service(weights: tuple[float, float], fusion: str = search.fusion) -> SearchService:
         return SearchService(
             collections,
             embedder,
             default_mode=search.default_mode,
             max_top_k=100,
             keywords=keywords,
+            fusion=fusion,
             rrf_k=search.rrf_k,
             dense_weight=weights[0],
             keyword_weight=weights[1],
@@ -177,16 +184,21 @@ def run_ours(
         )
 
     searcher = service(search.weights)
-    variants = [(mode, False) for mode in search.modes] + ([("hybrid", True)] if search.mmr else [])
+    variants = [(mode, False, "") for mode in search.modes]
+    variants += [("hybrid", True, "")] if search.mmr else []
+    variants += [("hybrid", False, fusion) for fusion in search.also_fusions]
     runs: list[Run] = []
-    for mode, use_mmr in variants:
+    for mode, use_mmr, fusion in variants:
         times: list[float] = []
+        chosen = service(search.weights, fusion) if fusion else searcher
 
-        def keys(question: str, mode: str = mode, use_mmr: bool = use_mmr) -> list[str]:
-            outcome = searcher.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
+        def keys(
+            question: str, mode: str = mode, use_mmr: bool = use_mmr, s: Any = chosen
+        ) -> list[str]:
+            outcome = s.search(COLLECTION, question, TOP_K, mode=mode, mmr=use_mmr)
             return [result_key(hit.chunk.metadata) for hit in outcome.hits]
 
-        label = f"{mode}+mmr" if use_mmr else mode
+        label = f"{mode}+mmr" if use_mmr else f"{mode} {fusion}" if fusion else mode
         report = evaluate(questions, timed(keys, times), label=f"ours {label}")
         runs.append(
             Run(
@@ -215,6 +227,52 @@ def run_ours(
         hybrid.extra.setdefault("sweep", {})[str(dense_weight)] = metrics.as_dict()  # type: ignore[union-attr]
     searcher.close()
     return runs
+
+
+OLD_FUSION = ("rrf", (0.7, 1.0))
+"""The hybrid fusion shipped before #24: weighted RRF, dense 0.7 : BM25 1 (k=60)."""
+
+
+@contextmanager
+def old_pdf_loader() -> Iterator[None]:
+    """PDF loading as shipped before #24: pypdf's text, ruled boxes of one column as tables."""
+    from ingest import office_loaders, pdf_pages
+
+    saved = office_loaders.PDF_TEXT_ENGINE, pdf_pages.MIN_TABLE_COLUMNS
+    office_loaders.PDF_TEXT_ENGINE, pdf_pages.MIN_TABLE_COLUMNS = "pypdf", 1
+    try:
+        yield
+    finally:
+        office_loaders.PDF_TEXT_ENGINE, pdf_pages.MIN_TABLE_COLUMNS = saved
+
+
+def run_old_default(
+    corpus: str,
+    files: list[tuple[Path, str]],
+    questions: list[EvalQuestion],
+    embedder: Any,
+    chunking: tuple[int, int],
+    search: Search,
+    timings: Timings,
+) -> list[Run]:
+    """The hybrid default as shipped before #24 (its loader and fusion), for the paired test."""
+    fusion, weights = OLD_FUSION
+    old = replace(
+        search,
+        modes=["hybrid"],
+        default_mode="hybrid",
+        mmr=False,
+        sweep=(),
+        fusion=fusion,
+        weights=weights,
+        also_fusions=(),
+    )
+    with old_pdf_loader():
+        found = run_ours(corpus, files, questions, embedder, chunking, old, timings)
+    for run in found:
+        run.label = "ours hybrid (old default)"
+        run.extra["old_default"] = True
+    return found
 
 
 def run_langchain(
@@ -274,9 +332,20 @@ def run_langchain(
     )
 
 
-def corpus_files(corpus: Corpus, questions: list[EvalQuestion], pages: int | None) -> list[Any]:
-    """The corpus's files; with ``pages``, the question pages plus the first others up to it."""
+def corpus_files(
+    corpus: Corpus, questions: list[EvalQuestion], pages: int | None, others: int | None = None
+) -> list[Any]:
+    """The corpus's files; with ``pages``, the question pages plus the first others up to it.
+
+    With ``others`` (HTML corpora): the haystack ``retrieval_variants.py --others`` explored on
+    (the tune half's pages plus ``others`` pages spread over the rest), plus the pages of the
+    other questions.
+    """
     files = corpus.files()
+    if others is not None and corpus.kind == "html":
+        tune = {q.source for q in questions if q.split == "tune"}
+        kept = {f[1] for f in spread_sample(files, tune, others)} | {q.source for q in questions}
+        return [f for f in files if f[1] in kept]
     if pages and corpus.kind == "html":
         wanted = {q.source for q in questions}
         others = [f for f in files if f[1] not in wanted][: max(0, pages - len(wanted))]
@@ -301,7 +370,8 @@ def header(args: argparse.Namespace, command: str, wall: float, sizes: dict[str,
         f"times are indicative), Python {platform.python_version()}. Whole run: "
         f"{wall / 60:.1f} min.",
         f"Ours: embedding backend {args.backend_used}, queries {args.query_backend_used}; BM25 "
-        f"tokenizer `{args.tokenizer_signature}`; rrf_k={args.rrf_k}, candidates per "
+        f"tokenizer `{args.tokenizer_signature}`; hybrid fusion `{args.fusion}`; "
+        f"rrf_k={args.rrf_k}, candidates per "
         f"retriever={args.candidates}; hybrid weights dense:BM25 = "
         f"{args.dense_weight:g}:{args.keyword_weight:g}. `(default)` marks the shipping default "
         "(mode, chunking and weights of `app/settings.py`). LangChain: its loader, "
@@ -321,6 +391,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mmr", action="store_true", help="also hybrid with MMR")
     parser.add_argument("--no-langchain", action="store_true")
     parser.add_argument("--pages", type=int, help="smoke run: question pages + first N")
+    parser.add_argument(
+        "--others",
+        nargs="*",
+        default=[],
+        metavar="CORPUS=N",
+        help="that HTML corpus: question pages + N spread others (a smaller haystack)",
+    )
+    parser.add_argument("--fusion", default=retrieval.fusion, choices=list(FUSIONS))
+    parser.add_argument(
+        "--also-fusions", nargs="*", default=[], choices=list(FUSIONS), help="more hybrid rows"
+    )
+    parser.add_argument(
+        "--old-default",
+        action="store_true",
+        help="also the shipping default before #24 (pypdf text, weighted RRF)",
+    )
     parser.add_argument("--stemmer", help="BM25 stemmer language (needs PyStemmer)")
     parser.add_argument("--no-stopwords", action="store_true")
     parser.add_argument("--rrf-k", type=int, default=retrieval.rrf_k)
@@ -343,6 +429,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         min(ingest.chunk_overlap, ingest.chunk_size // 4),
         retrieval.dense_weight,
         retrieval.keyword_weight,
+        retrieval.fusion,
     )
     return args
 
@@ -387,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.candidates,
         (args.dense_weight, args.keyword_weight),
         args.sweep_dense_weights,
+        args.fusion,
+        args.also_fusions,
     )
     embedder = load_embedder(args)
     timings = Timings(args.embed_cache)
@@ -397,16 +486,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not corpus.installed():
             raise SystemExit(f"{corpus.root} is missing: apt-get install {corpus.package}")
         questions = select(load_questions(corpus.questions_path), args.split)
-        files = corpus_files(corpus, questions, args.pages)
+        others = dict(item.split("=") for item in args.others).get(name)
+        files = corpus_files(corpus, questions, args.pages, None if others is None else int(others))
         sizes[name] = f"{len(files)} files, {len(questions)} questions"
         runs: list[Run] = []
         for number, size in enumerate(args.chunk_sizes):
             overlap = min(args.overlap, size // 4)
             found = run_ours(name, files, questions, embedder, (size, overlap), search, timings)
-            setting = (size, overlap, args.dense_weight, args.keyword_weight)
+            setting = (size, overlap, args.dense_weight, args.keyword_weight, args.fusion)
             for run in found:
                 run.default = run.mode == args.shipping_mode and setting == args.shipping
             runs += found
+            if number == 0 and args.old_default:
+                runs += run_old_default(
+                    name, files, questions, embedder, (size, overlap), search, timings
+                )
             if number == 0 and not args.no_langchain:
                 runs.append(run_langchain(corpus, files, questions, args.embed_cache, timings))
         by_corpus[name] = runs

@@ -55,10 +55,13 @@ class Run:
     default: bool = False
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
 
     @property
     def name(self) -> str:
         """How tables name the run."""
+        if self.label:
+            return self.label
         if self.system == "langchain":
             return "LangChain"
         return f"ours {self.mode}{' (default)' if self.default else ''}"
@@ -98,18 +101,41 @@ def corpus_tables(corpus: str, runs: Sequence[Run], resamples: int, seed: int) -
                 + f" | {f'{run.ingest_seconds:.0f}' if first else ''} | "
                 f"{f'{run.query_ms:.0f}' if first else ''} |"
             )
-    baseline = next((r for r in runs if r.system == "langchain"), None)
+    lines += differences(runs, "langchain", resamples, seed)
+    lines += differences(runs, "old_default", resamples, seed)
+    return lines
+
+
+def _reference(runs: Sequence[Run], against: str) -> Run | None:
+    if against == "langchain":
+        return next((r for r in runs if r.system == "langchain"), None)
+    return next((r for r in runs if r.extra.get("old_default")), None)
+
+
+def differences(runs: Sequence[Run], against: str, resamples: int, seed: int) -> list[str]:
+    """Each of our runs minus LangChain (``langchain``) or the shipping default minus the old
+    default (``old_default``), per half, with paired-bootstrap intervals."""
+    baseline = _reference(runs, against)
     if baseline is None:
-        return lines
-    lines += [
+        return []
+    title = (
+        "Ours minus LangChain"
+        if against == "langchain"
+        else "Shipping default minus the old default"
+    )
+    lines = [
         "",
-        "Ours minus LangChain, paired bootstrap 95% interval (`*`: the interval excludes 0):",
+        f"{title}, paired bootstrap 95% interval (`*`: the interval excludes 0):",
         "",
         "| run | half | Δ hit@1 | Δ hit@5 | Δ MRR@10 |",
         "|---|---|---|---|---|",
     ]
     for run in runs:
-        if run is baseline:
+        if (
+            run is baseline
+            or run.system == "langchain"
+            or (against == "old_default" and not run.default)
+        ):
             continue
         shown = halves(run.report)
         for split in shown:
@@ -149,6 +175,27 @@ def verdict_table(by_corpus: dict[str, list[Run]], resamples: int, seed: int) ->
     return lines
 
 
+def old_default_table(by_corpus: dict[str, list[Run]], resamples: int, seed: int) -> list[str]:
+    """On the confirming halves: the shipping default minus the default before #24."""
+    lines = [
+        "| corpus | n | Δ hit@1 | Δ hit@5 | Δ MRR@10 |",
+        "|---|---:|---|---|---|",
+    ]
+    for corpus, runs in by_corpus.items():
+        default = next((r for r in runs if r.default), None)
+        old = _reference(runs, "old_default")
+        if default is None or old is None or not split_results(default.report, "confirm"):
+            continue
+        ours = split_results(default.report, "confirm")
+        diff = difference_intervals(ours, split_results(old.report, "confirm"), resamples, seed)
+        lines.append(
+            f"| {corpus} | {len(ours)} | "
+            + " | ".join(_cell(diff[m], difference=True) for m in METRICS)
+            + " |"
+        )
+    return lines if len(lines) > 2 else []
+
+
 def render(
     by_corpus: dict[str, list[Run]], header: Sequence[str], resamples: int, seed: int
 ) -> str:
@@ -160,6 +207,16 @@ def render(
         "Passing needs the lower bound of Δ hit@1 and Δ MRR@10 above 0 and the upper bound of "
         "Δ hit@5 at or above 0 (issue #24, 'Done when').",
         "",
+    ]
+    old = old_default_table(by_corpus, resamples, seed)
+    if old:
+        lines += [
+            "## Confirming halves: shipping default minus the default before #24",
+            "",
+            *old,
+            "",
+        ]
+    lines += [
         "## Per corpus",
         "",
     ]

@@ -18,6 +18,12 @@ _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.IGNORECASE)
 _READ_BLOCK = 1 << 16
 
 
+PDF_TEXT_ENGINE = "pdfium"
+"""Reads a PDF page's text layer: ``pdfium`` (pypdf when pdfium cannot read the page) or
+``pypdf``. pdfium keeps word spaces that pypdf drops in some PDFs (bench/results/
+retrieval_variants.md); the benchmarks switch it to measure the difference."""
+
+
 def _unreadable(ctx: LoadContext, reason: str, fix: str) -> UnreadableDocument:
     return UnreadableDocument(f"{ctx.name}: {reason}; {fix}", {"file": ctx.name})
 
@@ -63,12 +69,14 @@ def load_pdf(data: bytes, ctx: LoadContext) -> list[Section]:
             {"file": ctx.name, "pages": page_count, "max_pdf_pages": ctx.limits.max_pdf_pages},
         )
     sections: list[Section] = []
-    pages = PdfPages(data, ctx)
+    pages = PdfPages(data, ctx, PDF_TEXT_ENGINE)
     try:
         for number in range(page_count):
             ctx.deadline.check()
+            text = pages.text(number) if PDF_TEXT_ENGINE == "pdfium" else None
             try:
-                text = reader.pages[number].extract_text() or ""
+                if text is None:
+                    text = reader.pages[number].extract_text() or ""
             except Exception as exc:  # a damaged page stream
                 raise _unreadable(
                     ctx,

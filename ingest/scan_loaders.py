@@ -8,6 +8,7 @@ with those reasons in the message.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from ingest.base import Section
 from ingest.limits import LoadContext
 from ingest.ocr import OcrFailure, check_pixels, read_page, render_scale
 from ingest.textutil import normalize_text
+
+_SOFT_HYPHEN_BREAK = re.compile("\ufffe[ \t]*(?:\r\n|\r|\n)?")
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -132,6 +135,11 @@ def image_loader(extension: str) -> Callable[[bytes, LoadContext], list[Section]
     return load
 
 
+def join_soft_hyphens(text: str) -> str:
+    """Join the words pdfium marks as broken at a line end (U+FFFE, then the line break)."""
+    return _SOFT_HYPHEN_BREAK.sub("", text).replace("\ufffe", "")
+
+
 class PdfPageRenderer:
     """Renders PDF pages to images for OCR with pypdfium2, opening the document on first use."""
 
@@ -158,6 +166,36 @@ class PdfPageRenderer:
             return any(n >= at_least - 1 for n, _ in enumerate(paths))
         except pdfium.PdfiumError:
             return False
+
+    def text(self, index: int, band: tuple[float, float] | None = None) -> str | None:
+        """Page ``index``'s text layer as pdfium reads it, None if pdfium cannot read the page.
+
+        ``band``: only the text between these two distances from the top of the page (points).
+
+        pdfium keeps the spaces between words that pypdf drops on some PDFs (the Debian
+        Reference: "Therearetwomethods"); its soft-hyphen marks (U+FFFE, a word broken at a
+        line end) are joined back into the word.
+        """
+        import pypdfium2 as pdfium
+
+        try:
+            if self._document is None:
+                self._document = pdfium.PdfDocument(self._data)
+            page = self._document[index]
+            textpage = page.get_textpage()
+            try:
+                if band is None:
+                    text = str(textpage.get_text_range())
+                else:
+                    width, height = page.get_size()
+                    text = str(
+                        textpage.get_text_bounded(0, height - band[1], width, height - band[0])
+                    )
+            finally:
+                textpage.close()
+        except pdfium.PdfiumError:
+            return None
+        return join_soft_hyphens(text)
 
     def ocr(self, index: int) -> Section | None:
         """OCR page ``index`` (0-based); a page that cannot be read is a warning and None."""

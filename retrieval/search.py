@@ -4,9 +4,11 @@ What ``Hit.score`` means depends on what produced the final order (``Hit.kind`` 
 
 * ``dense``: the cosine similarity of chunk and query (-1 to 1, higher is better).
 * ``bm25``: the BM25 score (0 to unbounded; only chunks sharing a word with the query).
-* ``hybrid``: the weighted reciprocal-rank-fusion score, ``sum(weight / (rrf_k + rank))``
-  over the dense and the BM25 ranking (at most ``(dense_weight + keyword_weight) /
-  (rrf_k + 1)``, about 0.028 with the defaults).
+* ``hybrid``: with ``fusion="rrf"``, the weighted reciprocal-rank-fusion score,
+  ``sum(weight / (rrf_k + rank))`` over the dense and the BM25 ranking (at most
+  ``(dense_weight + keyword_weight) / (rrf_k + 1)``); with ``zscore`` or ``minmax``, the sum of
+  the two normalised scores (``retrieval.fusion.score_fuse``: z-scores are around -2 to 5,
+  min-max sums 0 to 2).
 * reranked: the cross-encoder's score, whatever the mode.
 * MMR reorders and thins out the hits but leaves each hit's score as above, so scores need
   not descend after MMR.
@@ -27,7 +29,7 @@ import numpy as np
 from core.errors import ConfigurationError, InvalidRequest
 from core.tracing import span
 from core.types import Hit
-from retrieval.fusion import rrf_fuse
+from retrieval.fusion import NORMALISERS, keyword_floor, rrf_fuse, score_fuse
 from retrieval.keywords import KeywordIndexes, StoreLookup
 from retrieval.mmr import mmr_select
 from retrieval.rerankers import Reranker, rerank_hits
@@ -36,6 +38,7 @@ from vectorstores.filters import validate_filter
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
+FUSIONS: tuple[str, ...] = ("rrf", *NORMALISERS)
 
 
 class QueryEmbedder(Protocol):
@@ -60,6 +63,7 @@ class SearchOutcome:
         warnings: Why the hits may not be what the caller expects (the app fills them: a
             filter key no chunk has, a threshold that compared another score than the one
             shown).
+        fusion: How hybrid mode fused the rankings (``rrf``, ``zscore`` or ``minmax``).
     """
 
     hits: list[Hit]
@@ -67,13 +71,14 @@ class SearchOutcome:
     reranked: bool = False
     mmr: bool = False
     warnings: tuple[str, ...] = ()
+    fusion: str = "rrf"
 
     @property
     def score_type(self) -> str:
-        """What each hit's ``score`` is: cosine, bm25, rrf or cross-encoder."""
+        """What each hit's ``score`` is: cosine, bm25, rrf, zscore, minmax or cross-encoder."""
         if self.reranked:
             return "cross-encoder"
-        return {"dense": "cosine", "bm25": "bm25", "hybrid": "rrf"}[self.mode]
+        return {"dense": "cosine", "bm25": "bm25", "hybrid": self.fusion}[self.mode]
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class Searcher:
         *,
         keywords: KeywordIndexes,
         reranker: Reranker | None = None,
+        fusion: str = "rrf",
         rrf_k: int = 60,
         dense_weight: float = 1.0,
         keyword_weight: float = 1.0,
@@ -117,6 +123,9 @@ class Searcher:
             max_top_k: Largest ``top_k`` accepted.
             keywords: The BM25 indexes.
             reranker: The cross-encoder, or None (reranking unavailable).
+            fusion: How hybrid mode combines the two rankings: ``rrf`` (weighted reciprocal
+                rank fusion) or a weight-free sum of normalised scores, ``zscore`` or
+                ``minmax`` (``retrieval.fusion.score_fuse``).
             rrf_k: Reciprocal-rank-fusion constant.
             dense_weight: Weight of the dense ranking in hybrid fusion.
             keyword_weight: Weight of the BM25 ranking in hybrid fusion.
@@ -132,6 +141,9 @@ class Searcher:
         self._max_top_k = max_top_k
         self.keywords = keywords
         self.reranker = reranker
+        if fusion not in FUSIONS:
+            raise ConfigurationError(f"unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+        self._fusion = fusion
         self._rrf_k = rrf_k
         if dense_weight < 0 or keyword_weight < 0 or dense_weight + keyword_weight == 0:
             raise ConfigurationError(
@@ -184,7 +196,9 @@ class Searcher:
             validate_filter(filter)
         hits = self._candidates_for(plan, collection, query, filter, score_threshold)
         hits = self._refine(plan, query, hits)
-        return SearchOutcome(hits=hits[:top_k], mode=plan.mode, reranked=plan.rerank, mmr=mmr)
+        return SearchOutcome(
+            hits=hits[:top_k], mode=plan.mode, reranked=plan.rerank, mmr=mmr, fusion=self._fusion
+        )
 
     def _plan(
         self, top_k: int, mode: str | None, mmr: bool, mmr_lambda: float, rerank: bool | None
@@ -238,6 +252,9 @@ class Searcher:
             with span("bm25.search", collection=collection, top_k=plan.fetch) as current:
                 keyword = self.keywords.search(collection, query, plan.fetch, filter)
                 current.set_attribute("hits", len(keyword))
+        if plan.mode == "hybrid" and self._fusion != "rrf":
+            floors = [None, keyword_floor(keyword, plan.fetch)]
+            return score_fuse([dense, keyword], self._fusion, floors, plan.fetch)[: plan.pool]
         if plan.mode == "hybrid":
             return rrf_fuse([dense, keyword], k=self._rrf_k, weights=self._weights)[: plan.pool]
         return (dense if plan.mode == "dense" else keyword)[: plan.pool]

@@ -236,6 +236,7 @@ def build_search(
         max_top_k=retrieval.max_top_k,
         keywords=keywords,
         reranker=create_reranker(retrieval.reranker, device=settings.embedding.device),
+        fusion=retrieval.fusion,
         rrf_k=retrieval.rrf_k,
         dense_weight=retrieval.dense_weight,
         keyword_weight=retrieval.keyword_weight,

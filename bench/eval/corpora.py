@@ -253,3 +253,16 @@ CORPORA: dict[str, Corpus] = {
         ),
     )
 }
+
+
+def spread_sample(
+    files: list[tuple[Path, str]], wanted: set[str], others: int
+) -> list[tuple[Path, str]]:
+    """The ``wanted`` sources' files plus ``others`` of the rest, evenly spread (every k-th).
+
+    A smaller haystack that still spans the corpus, for exploring on a slow machine.
+    """
+    rest = [f for f in files if f[1] not in wanted]
+    step = max(1, len(rest) // max(1, others))
+    sample = {f[1] for f in rest[::step][:others]}
+    return [f for f in files if f[1] in wanted or f[1] in sample]

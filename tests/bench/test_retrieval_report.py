@@ -53,3 +53,17 @@ def test_the_json_holds_intervals_and_per_question_results() -> None:
     assert row["by_split"]["tune"]["questions"] == 20
     assert len(row["results"]) == 40
     json.dumps(data)  # serialisable as it is
+
+
+def test_the_default_is_compared_with_the_old_default_on_the_confirming_half() -> None:
+    langchain = run("langchain", "dense", wrong=set())
+    old = run("ragserver", "hybrid", wrong=set(range(0, 40, 2)))  # misses every confirm q
+    old.label, old.extra["old_default"] = "ours hybrid (old default)", True
+    new = run("ragserver", "hybrid", wrong=set(), default=True)
+    text = render({"pdf": [new, old, langchain]}, ["# title"], 500, 0)
+    section = text.split("## Confirming halves: shipping default minus the default before #24")[1]
+    assert "| pdf | 20 | +1.000 [+1.000, +1.000]* |" in section.split("## Per corpus")[0]
+    assert "| ours hybrid (old default) |" in text
+    assert "Shipping default minus the old default" in text
+    # Without an old-default run there is no such section.
+    assert "before #24" not in render({"pdf": [new, langchain]}, ["# t"], 500, 0)

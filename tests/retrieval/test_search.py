@@ -14,7 +14,7 @@ from app.services.container import Components, Services, build_services
 from app.settings import Settings
 from core.errors import InvalidRequest
 from ingest.chunking import document_id_for
-from retrieval.fusion import rrf_fuse
+from retrieval.fusion import keyword_floor, rrf_fuse, score_fuse
 from tests.fakes import HashEmbedder
 from tests.retrieval.conftest import DOCS
 
@@ -117,15 +117,43 @@ def test_scores_per_mode(services: Services) -> None:
     keyword = services.search.search("default", query, 4, mode="bm25").hits
     assert all(h.score > 0 for h in keyword)
     assert {h.kind for h in keyword} == {"bm25"}
-    hybrid = services.search.search("default", query, 4, mode="hybrid").hits
+    hybrid = services.search.search("default", query, 4, mode="hybrid")
     retrieval = make_settings(Path("unused")).retrieval
+    assert retrieval.fusion == "rrf"  # the default
     weights = [retrieval.dense_weight, retrieval.keyword_weight]
     expected = rrf_fuse([store.search(vector, 50), keyword], k=60, weights=weights)[:4]
-    assert [(h.chunk.id, h.score) for h in hybrid] == [
+    assert [(h.chunk.id, h.score) for h in hybrid.hits] == [
         (h.chunk.id, pytest.approx(h.score)) for h in expected
     ]
-    assert all(h.score <= sum(weights) / 61 for h in hybrid)
-    assert {h.kind for h in hybrid} == {"fused"}
+    assert all(h.score <= sum(weights) / 61 for h in hybrid.hits)
+    assert {h.kind for h in hybrid.hits} == {"fused"}
+    assert hybrid.score_type == "rrf"
+
+
+def test_zscore_fusion_scores(tmp_path: Path) -> None:
+    built = build_services(
+        make_settings(tmp_path / "data", fusion="zscore"), Components(embedder=HashEmbedder())
+    )
+    try:
+        upload(built, DOCS)
+        query = "sorted list bisection"
+        vector = HashEmbedder().embed_query(query)
+        hybrid = built.search.search("default", query, 4, mode="hybrid")
+        assert hybrid.score_type == "zscore"
+        # The sum of each list's z-scores over the 50 candidates each retriever contributes.
+        candidates = built.search.search("default", query, 50, mode="bm25").hits
+        store = built.collections.get("default")
+        floors = [None, keyword_floor(candidates, 50)]
+        expected = score_fuse([store.search(vector, 50), candidates], "zscore", floors, 50)[:4]
+        assert [(h.chunk.id, h.score) for h in hybrid.hits] == [
+            (h.chunk.id, pytest.approx(h.score)) for h in expected
+        ]
+        assert {h.kind for h in hybrid.hits} == {"fused"}
+        # A rare word only one chunk holds comes first with z-scores too: BM25's lone hit counts.
+        top = built.search.search("default", "heappush", 5, mode="hybrid").hits[0]
+        assert top.chunk.metadata["source"] == "heapq.txt"
+    finally:
+        built.close()
 
 
 def test_score_threshold_is_a_cosine_for_dense_candidates_only(services: Services) -> None:
@@ -280,7 +308,7 @@ def test_start_up_removes_indexes_of_deleted_collections(tmp_path: Path) -> None
 
 def test_hybrid_weights_come_from_settings(tmp_path: Path) -> None:
     built = build_services(
-        make_settings(tmp_path / "data", dense_weight=0.0, keyword_weight=1.0),
+        make_settings(tmp_path / "data", fusion="rrf", dense_weight=0.0, keyword_weight=1.0),
         Components(embedder=HashEmbedder()),
     )
     try:
@@ -301,4 +329,19 @@ def test_hybrid_weights_must_not_both_be_zero(tmp_path: Path) -> None:
         build_services(
             make_settings(tmp_path / "data", dense_weight=0.0, keyword_weight=0.0),
             Components(embedder=HashEmbedder()),
+        )
+
+
+def test_an_unknown_fusion_is_a_configuration_error(services: Services) -> None:
+    from core.errors import ConfigurationError
+    from retrieval.search import Searcher
+
+    with pytest.raises(ConfigurationError, match="unknown fusion 'softmax'"):
+        Searcher(
+            services.collections.get,
+            HashEmbedder(),
+            "hybrid",
+            10,
+            keywords=services.search.keywords,
+            fusion="softmax",
         )
