@@ -1,4 +1,4 @@
-"""The ``ragserver`` command: serve, ingest, search, ask, eval, sync."""
+"""The ``ragserver`` command: serve, worker, ingest, search, ask, eval, sync."""
 
 from __future__ import annotations
 
@@ -87,8 +87,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.server.log_level,
         log_config=None,  # JSON logs through the root logger (app.logs)
         access_log=False,  # the request middleware logs each request, with its id
+        timeout_graceful_shutdown=settings.server.shutdown_timeout_s,
     )
     return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run background ingestion jobs only (no HTTP), until SIGTERM."""
+    from app.worker import run_worker, worker_problem
+
+    problem = worker_problem(settings)
+    if problem:
+        print(f"ragserver: refusing to start a worker: {problem}", file=sys.stderr)
+        return 2
+    return run_worker(settings)
 
 
 def server_of(args: argparse.Namespace, settings: Settings) -> RemoteClient | None:
@@ -395,6 +407,10 @@ AddArguments = Callable[[argparse.ArgumentParser], None]
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
+def no_arguments(command: argparse.ArgumentParser) -> None:
+    """A command configured by settings alone."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand (help texts show the defaults)."""
     fmt = DefaultsFormatter
@@ -408,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("search", "search a collection", remote, search_arguments, cmd_search),
         ("ask", "answer a question with citations", remote, ask_arguments, cmd_ask),
         ("eval", "measure retrieval on a JSONL question set", [], eval_arguments, cmd_eval),
+        ("worker", "run background ingestion jobs only (no HTTP)", [], no_arguments, cmd_worker),
     ]
     for name, text, parents, add_arguments, func in commands:
         command = sub.add_parser(name, help=text, parents=parents, formatter_class=fmt)
@@ -423,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 REMOTE_COMMANDS = ("ingest", "search", "ask", "sync")
+#: Long-running commands wait for a collection a stopping process still holds; others do not.
+WAITING_COMMANDS = ("serve", "worker")
 
 
 def locked_message(args: argparse.Namespace, settings: Settings) -> str:
@@ -445,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     settings = Settings()
+    if args.command not in WAITING_COMMANDS:
+        settings.vectorstore.faiss.lock_wait_s = 0.0
     try:
         return func(args, settings)
     except StoreLocked:

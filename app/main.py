@@ -19,6 +19,7 @@ from app.middleware import install_middleware
 from app.routers import (
     answers,
     collections,
+    conversations,
     documents,
     embeddings,
     health,
@@ -30,6 +31,7 @@ from app.routers import (
 from app.security import ACCESS_RESPONSES, KeyRing, open_access_warnings
 from app.services.container import Components, Services, build_embedder, build_services
 from app.settings import Settings
+from app.telemetry import FASTAPI_TELEMETRY, start_tracing
 from app.ui.site import install_ui
 from core.errors import RagError
 
@@ -52,6 +54,8 @@ class Loader:
         self.services: Services | None = None
         self.error: str | None = None
         self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._load, name="loader", daemon=True)
 
     def start(self) -> None:
@@ -66,7 +70,12 @@ class Loader:
                 timed = TimedEmbedder(embedder, self.metrics)
                 components = dataclasses.replace(components, embedder=timed, observer=self.metrics)
             services = build_services(self.settings, components)
-            self.services = services
+            with self._lock:
+                late = self._closed
+                if not late:
+                    self.services = services
+            if late:  # the server stopped while this was loading
+                services.close()
         except RagError as exc:  # our own errors say what to do: one line, no traceback
             log.error("start-up failed: %s: %s", type(exc).__name__, exc.message)
             self.error = f"{type(exc).__name__}: {exc.message}"
@@ -84,10 +93,19 @@ class Loader:
         return self.services
 
     def close(self) -> None:
-        """Wait for loading to end, then close what was built."""
-        self.done.wait()
-        if self.services is not None:
-            self.services.close()
+        """Close what was built; a load still running (waiting for a lock) is left behind.
+
+        The loader thread is a daemon and closes what it builds after this, so a server
+        stopped while it still waits for a previous process's FAISS lock exits at once.
+        """
+        finished = self.done.wait(self.settings.jobs.shutdown_grace_s)
+        with self._lock:
+            self._closed = True
+            services = self.services
+        if services is not None:
+            services.close()
+        elif not finished:
+            log.warning("stopping before the services finished loading")
 
 
 def create_app(settings: Settings | None = None, components: Components | None = None) -> FastAPI:
@@ -101,6 +119,7 @@ def create_app(settings: Settings | None = None, components: Components | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for warning in open_access_warnings(keys, settings.server.host):
             log.warning(warning)
+        tracing = start_tracing(settings.tracing)
         loader = Loader(settings, components, metrics)
         app.state.loader = loader
         loader.start()
@@ -108,12 +127,15 @@ def create_app(settings: Settings | None = None, components: Components | None =
             yield
         finally:
             loader.close()
+            if tracing is not None:
+                tracing.close()
 
     app = FastAPI(
         title="ragserver",
         version=API_VERSION,
         description="Ask questions of your own documents; answers cite their sources.",
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
         docs_url=None,  # served from local files by install_docs, not from a CDN
         redoc_url=None,
     )
@@ -125,7 +147,17 @@ def create_app(settings: Settings | None = None, components: Components | None =
     install_middleware(app, settings, metrics, keys)
     app.include_router(health.router)
     app.include_router(metrics_router)
-    routers = (collections, documents, jobs, search, answers, prompts, openai_compat, embeddings)
+    routers = (
+        collections,
+        documents,
+        jobs,
+        search,
+        answers,
+        conversations,
+        prompts,
+        openai_compat,
+        embeddings,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/v1", responses=ACCESS_RESPONSES)
     if settings.server.ui:

@@ -7,10 +7,11 @@ another router, and no conversion is written twice.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from fastapi.responses import JSONResponse
 
+from app.conversation_schemas import ConversationOut, RewriteMethod, TurnCitation, TurnOut
 from app.errors import problem, status_for
 from app.schemas import (
     ChatMessage,
@@ -32,6 +33,8 @@ from app.schemas import (
     UploadResult,
 )
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions, Prepared, citations_for
+from app.services.conversation_store import Conversation
+from app.services.conversations import ConversationAnswer
 from app.services.embeddings import Embeddings
 from app.services.jobs import Job
 from core.errors import IngestError, RagError
@@ -168,8 +171,9 @@ def answer_request(body: QueryRequest) -> AnswerRequest:
     )
 
 
-def query_response(result: AnswerResult) -> QueryResponse:
-    """Convert the service's answer to the API model."""
+def query_response(answer: ConversationAnswer) -> QueryResponse:
+    """Convert the service's answer (and its conversation facts) to the API model."""
+    result = answer.result
     return QueryResponse(
         answer=result.answer,
         reasoning=result.reasoning,
@@ -177,7 +181,39 @@ def query_response(result: AnswerResult) -> QueryResponse:
         usage=result.usage,
         timings=result.timings,
         model=result.model,
+        conversation_id=answer.conversation_id,
+        turn=answer.turn,
+        **followup_facts(answer),
         **answer_facts(result),
+    )
+
+
+def followup_facts(answer: ConversationAnswer) -> dict[str, Any]:
+    """The rewritten query of an answer and how it was made, as response fields."""
+    rewrite = answer.rewrite
+    if rewrite is None:
+        return {"rewritten_query": None, "rewrite": None}
+    return {"rewritten_query": rewrite.query, "rewrite": rewrite.method}
+
+
+def conversation_out(conversation: Conversation) -> ConversationOut:
+    """Convert a stored conversation to the API model."""
+    return ConversationOut(
+        id=conversation.id,
+        collection=conversation.collection,
+        created_at=conversation.created_at,
+        turns=[
+            TurnOut(
+                position=t.position,
+                question=t.question,
+                rewritten_query=t.rewritten_query,
+                rewrite=cast(RewriteMethod, t.rewrite),
+                answer=t.answer,
+                citations=[TurnCitation(**c) for c in t.citations],
+                created_at=t.created_at,
+            )
+            for t in conversation.turns
+        ],
     )
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.conversation_schemas import ConversationTurnFacts, FollowupFacts
+
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{1,61}[A-Za-z0-9]$"
 COLLECTION_NAME_RULE = "3 to 63 letters, digits, '_' or '-', starting and ending alphanumeric."
 # What each pattern of a field means, in words, for error messages.
@@ -288,6 +290,11 @@ class QueryRequest(BaseModel):
         "the model writes the answer; auto: extractive with the bundled SmolLM2-135M, generative "
         "otherwise. The server's default (RAG_LLM__ANSWER_MODE) when omitted.",
     )
+    conversation_id: str | None = Field(
+        None,
+        description="Ask within this conversation (POST /v1/conversations): a follow-up is "
+        "rewritten into a standalone query using its earlier turns, and the turn is stored.",
+    )
 
 
 class CitationOut(SourceNamed):
@@ -330,7 +337,7 @@ class AnswerFacts(BaseModel):
     )
 
 
-class QueryResponse(AnswerFacts):
+class QueryResponse(AnswerFacts, ConversationTurnFacts):
     """An answer with citations, evidence, token usage and timings."""
 
     answer: str
@@ -442,7 +449,7 @@ class ChatUsage(BaseModel):
     total_tokens: int
 
 
-class ChatCompletion(AnswerFacts):
+class ChatCompletion(AnswerFacts, FollowupFacts):
     """OpenAI's chat completion response, with the sources used in ``sources``."""
 
     id: str

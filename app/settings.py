@@ -7,10 +7,11 @@ the environment; everything else receives the ``Settings`` object or one of its 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -32,6 +33,11 @@ class ServerSettings(BaseModel):
     request_timeout_s: float = Field(120.0, description="Requests running longer are answered 504.")
     ui: bool = Field(
         True, description="Serve the web page at /ui/ (GET / redirects there); false: API only."
+    )
+    shutdown_timeout_s: int = Field(
+        3,
+        ge=1,
+        description="On SIGTERM, seconds open requests get to finish before they are cut.",
     )
 
 
@@ -192,6 +198,12 @@ class FaissSettings(BaseModel):
     index: Literal["flat", "hnsw"] = Field("flat", description="flat (exact) or hnsw.")
     hnsw_m: int = Field(32, description="HNSW graph degree.")
     hnsw_ef_search: int = Field(64, description="HNSW search breadth.")
+    lock_wait_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds serve and worker wait, logged, for a collection another process "
+        "still holds (a previous server stopping) before failing; other commands do not wait.",
+    )
 
 
 class ChromaSettings(BaseModel):
@@ -381,6 +393,25 @@ class LLMSettings(BaseModel):
     )
 
 
+class ConversationSettings(BaseModel):
+    """Conversations: follow-up questions rewritten into standalone search queries."""
+
+    rewrite: Literal["auto", "model", "rules", "off"] = Field(
+        "auto",
+        description="How a follow-up becomes a standalone search query: model (the answering "
+        "model rewrites it), rules (the deterministic rewrite: the previous question's words "
+        "added to a question that refers back), auto (the model when it writes the answer and "
+        "is not the bundled SmolLM2-135M, else rules), off (searched as asked).",
+    )
+    history_turns: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Earlier turns of a conversation given to the rewrite and, as history, "
+        "to the answering model.",
+    )
+
+
 class SecuritySettings(BaseModel):
     """Access control and request limits."""
 
@@ -420,6 +451,35 @@ class SecuritySettings(BaseModel):
         return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class JobSettings(BaseModel):
+    """Background ingestion jobs (uploads with ?wait=false), durable in the store's database."""
+
+    workers: int = Field(
+        1,
+        ge=0,
+        description="Jobs this process runs at once; 0: an API process takes no jobs (run "
+        "`ragserver worker` for them).",
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running job's lease, renewed by its worker; another process takes the "
+        "job over once it runs out (at once when the worker's process on this host is gone).",
+    )
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="How often an idle worker looks for jobs queued elsewhere."
+    )
+    shutdown_grace_s: float = Field(
+        4.0,
+        ge=0,
+        description="On SIGTERM, seconds a running job gets to store its current file before "
+        "it is handed back to the queue.",
+    )
+    keep_finished: int = Field(
+        1000, ge=1, description="Finished jobs kept for GET /v1/jobs/{id}; older ones go."
+    )
+
+
 class ClientSettings(BaseModel):
     """How the ``ragserver`` command reaches a running server (``--server``, ``--api-key``)."""
 
@@ -429,6 +489,43 @@ class ClientSettings(BaseModel):
         "empty opens the data directory itself.",
     )
     api_key: str = Field("", description="API key the CLI sends to that server (as --api-key).")
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces, sent over OTLP; off unless an endpoint is set."""
+
+    endpoint: str = Field(
+        "",
+        description="OTLP collector to send trace spans to (http://host:4318 for "
+        "http/protobuf, http://host:4317 for grpc); empty uses OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "and with both empty tracing is off (no SDK loaded).",
+    )
+    protocol: Literal["", "http/protobuf", "grpc"] = Field(
+        "",
+        description="OTLP protocol; empty uses OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.",
+    )
+    service_name: str = Field(
+        "", description="service.name of the spans; empty uses OTEL_SERVICE_NAME, else ragserver."
+    )
+
+    @model_validator(mode="after")
+    def _standard_variables(self) -> TracingSettings:
+        """Fill what is left empty from the standard OpenTelemetry variables."""
+        env = os.environ
+        self.endpoint = self.endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        protocol = self.protocol or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip()
+        if protocol not in ("", "http/protobuf", "grpc"):
+            raise ValueError(
+                f"OTLP protocol {protocol!r} is not supported; use http/protobuf or grpc"
+            )
+        self.protocol = protocol or "http/protobuf"  # type: ignore[assignment]
+        self.service_name = self.service_name or env.get("OTEL_SERVICE_NAME", "") or "ragserver"
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether spans are recorded and exported."""
+        return bool(self.endpoint)
 
 
 class Settings(BaseSettings):
@@ -455,8 +552,15 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(
         default_factory=SecuritySettings, description="Access and limits."
     )
+    jobs: JobSettings = Field(default_factory=JobSettings, description="Background jobs.")
     client: ClientSettings = Field(
         default_factory=ClientSettings, description="The CLI as a client of a running server."
+    )
+    conversations: ConversationSettings = Field(
+        default_factory=ConversationSettings, description="Conversations and follow-ups."
+    )
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings, description="OpenTelemetry tracing."
     )
 
 

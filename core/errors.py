@@ -40,6 +40,10 @@ class DocumentNotFound(NotFound):
     """The named document does not exist in the collection."""
 
 
+class ConversationNotFound(NotFound):
+    """The named conversation does not exist (or was deleted)."""
+
+
 class Conflict(RagError):
     """The request conflicts with the current state (409)."""
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import IngestError
+from core.tracing import span
 from core.types import Chunk, DocumentRecord, embedding_text
 from ingest.chunking import document_id_for
 from ingest.results import FileResult, FileStatus, failed_result
@@ -60,7 +61,8 @@ class Prepared:
 def commit(store: VectorStore, prepared: Prepared, vectors: Vectors) -> FileResult:
     """Store a prepared file's record, chunks and vectors in one ``replace_document``."""
     assert prepared.record is not None
-    store.replace_document(prepared.record, prepared.chunks, vectors)
+    with span("store.replace_document", source=prepared.source, chunks=len(prepared.chunks)):
+        store.replace_document(prepared.record, prepared.chunks, vectors)
     status: FileStatus = "replaced" if prepared.existing else "created"
     return FileResult(
         prepared.source,
@@ -182,7 +184,8 @@ class BatchRun:
             return
         texts = [embedding_text(chunk) for _, p in group for chunk in p.chunks]
         try:
-            vectors = self._stages.embed(texts)
+            with span("embedding", texts=len(texts)):
+                vectors = self._stages.embed(texts)
         except Exception as exc:
             if len(group) > 1:  # find the file at fault: embed each on its own
                 for item in group:

@@ -25,6 +25,7 @@ from typing import Literal, Protocol, get_args
 import numpy as np
 
 from core.errors import ConfigurationError, InvalidRequest
+from core.tracing import span
 from core.types import Hit
 from retrieval.fusion import rrf_fuse
 from retrieval.keywords import KeywordIndexes, StoreLookup
@@ -226,12 +227,17 @@ class Searcher:
         dense: list[Hit] = []
         keyword: list[Hit] = []
         if plan.mode in ("dense", "hybrid"):
-            vector = self._embedder.embed_query(query)
-            dense = store.search(
-                vector, top_k=plan.fetch, filter=filter, score_threshold=score_threshold
-            )
+            with span("embedding", texts=1):
+                vector = self._embedder.embed_query(query)
+            with span("store.search", collection=collection, top_k=plan.fetch) as current:
+                dense = store.search(
+                    vector, top_k=plan.fetch, filter=filter, score_threshold=score_threshold
+                )
+                current.set_attribute("hits", len(dense))
         if plan.mode in ("bm25", "hybrid"):
-            keyword = self.keywords.search(collection, query, plan.fetch, filter)
+            with span("bm25.search", collection=collection, top_k=plan.fetch) as current:
+                keyword = self.keywords.search(collection, query, plan.fetch, filter)
+                current.set_attribute("hits", len(keyword))
         if plan.mode == "hybrid":
             return rrf_fuse([dense, keyword], k=self._rrf_k, weights=self._weights)[: plan.pool]
         return (dense if plan.mode == "dense" else keyword)[: plan.pool]
@@ -240,9 +246,12 @@ class Searcher:
         """Rerank and/or diversify the candidates as the plan says."""
         if plan.rerank and hits:
             assert self.reranker is not None
-            hits = rerank_hits(self.reranker, query, hits, [h.chunk.embedding_text for h in hits])
+            with span("rerank", candidates=len(hits)):
+                texts = [h.chunk.embedding_text for h in hits]
+                hits = rerank_hits(self.reranker, query, hits, texts)
         if plan.mmr and len(hits) > 1:
-            vectors = self._embedder.embed([h.chunk.embedding_text for h in hits])
+            with span("embedding", texts=len(hits)):
+                vectors = self._embedder.embed([h.chunk.embedding_text for h in hits])
             relevance = np.array([h.score for h in hits], dtype=np.float64)
             picked = mmr_select(relevance, vectors, plan.top_k, plan.mmr_lambda)
             hits = [hits[i] for i in picked]

@@ -2,15 +2,20 @@
 
 Storage: a collection ``<name>`` holds the chunks (our own embeddings, ``embedding_function``
 is always None; cosine space; collection metadata ``embedding_model``, ``dimension``,
-``created``). Each chunk's metadata is its own plus two reserved keys, ``_rs_doc`` (document
-id) and ``_rs_pos`` (position), stripped again on read. Numbers are stored as floats, with
-the names of the int-valued keys in ``_rs_ints`` to restore them on read: Chroma 1.5 truncates
-a fractional operand compared with an int value (``{"page": 1.5}`` matches ``page=1``), while
-float-to-float comparisons are exact (ints beyond 2**53 lose precision). A companion collection
+``created``, and ``text_store`` when embedded). Where each chunk's text and metadata values
+live is ``chroma_content``'s business: in Chroma on a Chroma server; embedded, in ragserver's
+own SQLite file beside Chroma (so that a delete removes them from disk at once), with only
+digests of the strings in Chroma for filtering. Each chunk's Chroma metadata is its own
+plus two reserved keys, ``_rs_doc`` (document id) and ``_rs_pos`` (position), stripped again
+on read. Numbers are stored as floats, with the names of the int-valued keys in ``_rs_ints`` to
+restore them on read: Chroma 1.5 truncates a fractional operand compared with an int value
+(``{"page": 1.5}`` matches ``page=1``), while float-to-float comparisons are exact (ints beyond
+2**53 lose precision). A companion collection
 ``<name>__docs`` (hence the reserved ``__docs`` suffix) holds one entry per document record
 with a dummy 1-dimensional embedding: its metadata is the record's filter view (metadata,
 ``source``, ``document_id``) plus reserved ``_rs_*`` fields (hash, chunk count, timestamps, the
-user metadata as JSON).
+user metadata as JSON) on a Chroma server; embedded, the record lives beside Chroma and the
+filter view is digested.
 
 Chroma has no transactions: ``replace_document`` writes the new chunks, then deletes the stale
 ones, then writes the record, so a crash leaves the old or the new version searchable and the
@@ -22,10 +27,10 @@ records, then pages).
 from __future__ import annotations
 
 import dataclasses
-import json
+import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,25 +44,20 @@ from core.errors import (
 )
 from core.types import Chunk, DocumentRecord, Hit
 from vectorstores.base import CollectionInfo, Filter, Vector, check_embedding, check_vectors
+from vectorstores.chroma_content import DOC, BesideChroma, InChroma, without_stale_keys
 from vectorstores.common import (
     RESERVED_SUFFIX,
     check_dimension,
     check_top_k,
     chunk_order,
     clean_chunks,
-    document_filter_view,
     page,
     prepare_query,
     sort_hits,
     stamp_record,
     validate_collection_name,
 )
-from vectorstores.filters import to_chroma_where
 
-_DOC = "_rs_doc"
-_POS = "_rs_pos"
-_RESERVED = "_rs_"
-_INTS = "_rs_ints"
 _COSINE = {"hnsw": {"space": "cosine"}}
 
 
@@ -78,73 +78,27 @@ def _not_found(exc: Exception) -> bool:
     return isinstance(exc, NotFoundError) or "does not exist" in str(exc)
 
 
-def _as_floats(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Store every number as a float (see the module docstring); list the ints in ``_INTS``."""
-    if any(k.startswith(_RESERVED) for k in metadata):
-        raise InvalidRequest(f"metadata keys starting with {_RESERVED!r} are reserved")
-    ints = sorted(k for k, v in metadata.items() if type(v) is int)
-    out = {k: float(v) if k in ints else v for k, v in metadata.items()}
-    if ints:
-        out[_INTS] = json.dumps(ints)
-    return out
-
-
-def _user_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    ints = set(json.loads(metadata.get(_INTS, "[]")))
-    return {
-        k: int(v) if k in ints else v for k, v in metadata.items() if not k.startswith(_RESERVED)
-    }
-
-
-def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    return {**_as_floats(chunk.metadata), _DOC: chunk.document_id, _POS: chunk_order(chunk)[0]}
-
-
-def _chunk(chunk_id: str, text: str | None, metadata: dict[str, Any]) -> Chunk:
-    user = _user_metadata(metadata)
-    return Chunk(id=chunk_id, document_id=metadata[_DOC], text=text or "", metadata=user)
-
-
-def _record_metadata(record: DocumentRecord) -> dict[str, Any]:
-    return {
-        **_as_floats(document_filter_view(record)),
-        "_rs_source": record.source,
-        "_rs_hash": record.content_hash,
-        "_rs_chunk_count": record.chunk_count,
-        "_rs_created": record.created_at,
-        "_rs_updated": record.updated_at,
-        "_rs_metadata": json.dumps(record.metadata),
-    }
-
-
-def _record(doc_id: str, md: dict[str, Any]) -> DocumentRecord:
-    return DocumentRecord(
-        id=doc_id,
-        source=md["_rs_source"],
-        content_hash=md["_rs_hash"],
-        chunk_count=int(md["_rs_chunk_count"]),
-        metadata=json.loads(md["_rs_metadata"]),
-        created_at=float(md["_rs_created"]),
-        updated_at=float(md["_rs_updated"]),
-    )
-
-
 class ChromaStore:
     """One collection of the Chroma backend (see the module docstring)."""
 
     supports_filters = True
 
-    def __init__(self, chunks: Any, docs: Any, batch_size: int) -> None:
+    def __init__(
+        self, chunks: Any, docs: Any, batch_size: int, content: InChroma | BesideChroma
+    ) -> None:
         """Wrap a chunk collection and its companion record collection.
 
         Args:
             chunks: The chromadb collection of chunks.
             docs: The chromadb collection of document records.
             batch_size: Most records per chromadb write.
+            content: Where the chunks' text and metadata values live (``chroma_content``).
         """
         self._chunks = chunks
         self._docs = docs
         self._batch = batch_size
+        self._content = content
+        self._id = str(chunks.id)
         self.name: str = chunks.name
         self.embedding_model = str(chunks.metadata["embedding_model"])
         self.dimension = int(chunks.metadata["dimension"])
@@ -154,14 +108,14 @@ class ChromaStore:
     def _write(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
         for start in range(0, len(chunks), self._batch):
             part = chunks[start : start + self._batch]
-            self._chunks.upsert(
-                ids=[c.id for c in part],
-                embeddings=vectors[start : start + self._batch],
-                documents=[c.text for c in part],
-                metadatas=[_chunk_metadata(c) for c in part],
-            )
+            fields = self._content.prepare(self._id, part)
+            ids = [c.id for c in part]
+            fields["metadatas"] = without_stale_keys(self._chunks, ids, fields["metadatas"])
+            self._chunks.upsert(ids=ids, embeddings=vectors[start : start + self._batch], **fields)
 
-    def _delete_ids(self, ids: Sequence[str]) -> None:
+    def _delete_ids(self, ids: Sequence[str], document_id: str | None = None) -> None:
+        # The text first: a crash between leaves none, and readers skip the chunks at once.
+        self._content.forget(self._id, ids, document_id)
         for start in range(0, len(ids), self._batch):
             self._chunks.delete(ids=list(ids[start : start + self._batch]))
 
@@ -169,18 +123,20 @@ class ChromaStore:
         if not chunk_ids:
             return set()
         got = self._chunks.get(ids=list(chunk_ids), include=["metadatas"])
-        return {md[_DOC] for md in got["metadatas"] or []}
+        return {md[DOC] for md in got["metadatas"] or []}
 
     def _recount(self, document_ids: set[str]) -> None:
         for doc_id in document_ids:
             record = self.get_document(doc_id)
             if record is not None:
-                n = len(self._chunks.get(where={_DOC: doc_id}, include=[])["ids"])
+                n = len(self._chunks.get(where={DOC: doc_id}, include=[])["ids"])
                 if n != record.chunk_count:
                     self._put_record(dataclasses.replace(record, chunk_count=n))
 
     def _put_record(self, record: DocumentRecord) -> None:
-        self._docs.upsert(ids=[record.id], embeddings=[[1.0]], metadatas=[_record_metadata(record)])
+        metadata = self._content.put_record(self._id, record)
+        metadatas = without_stale_keys(self._docs, [record.id], [metadata])
+        self._docs.upsert(ids=[record.id], embeddings=[[1.0]], metadatas=metadatas)
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vector) -> None:
         """Insert or replace chunks by id (see ``VectorStore.upsert``)."""
@@ -199,7 +155,7 @@ class ChromaStore:
         arr = check_vectors(vectors, len(cleaned), self.dimension, self.name)
         with _reachable("replace_document"):
             new_ids = {c.id for c in cleaned}
-            old_ids = self._chunks.get(where={_DOC: record.id}, include=[])["ids"]
+            old_ids = self._chunks.get(where={DOC: record.id}, include=[])["ids"]
             others = self._owners(sorted(new_ids)) - {record.id}
             previous = self.get_document(record.id)
             self._write(cleaned, arr)
@@ -217,8 +173,8 @@ class ChromaStore:
     def delete_document(self, document_id: str) -> bool:
         """Delete a document's record and chunks (Chroma's metadata index finds them)."""
         with _reachable("delete_document"):
-            ids = self._chunks.get(where={_DOC: document_id}, include=[])["ids"]
-            self._delete_ids(ids)
+            ids = self._chunks.get(where={DOC: document_id}, include=[])["ids"]
+            self._delete_ids(ids, document_id)
             existed = bool(self._docs.get(ids=[document_id], include=[])["ids"])
             self._docs.delete(ids=[document_id])
             return existed or bool(ids)
@@ -235,7 +191,8 @@ class ChromaStore:
         """Cosine search (similarity ``1 - distance``); ties ordered by id in Python."""
         check_top_k(top_k)
         query = prepare_query(vector, self.dimension, self.name)
-        where = to_chroma_where(filter)
+        where = self._content.where(filter)
+        include = [*self._content.read_fields, "distances"]
         asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
         with _reachable("search"):
             while True:
@@ -243,17 +200,18 @@ class ChromaStore:
                     query_embeddings=query,
                     n_results=asked,
                     where=where,
-                    include=["documents", "metadatas", "distances"],
+                    include=include,
                 )
                 distances = got["distances"][0]
                 if len(distances) < asked or distances[-1] != distances[top_k - 1]:
                     break
                 asked *= 2  # ties at the cut: fetch more so they can be ordered by id
+        first = {field: got[field][0] for field in ("ids", *self._content.read_fields)}
+        chunks = {c.id: c for c in self._content.read(self._id, first)}
         hits = [
-            Hit(_chunk(i, text, md), 1.0 - float(d))
-            for i, text, md, d in zip(
-                got["ids"][0], got["documents"][0], got["metadatas"][0], distances, strict=True
-            )
+            Hit(chunks[i], 1.0 - float(d))
+            for i, d in zip(first["ids"], distances, strict=True)
+            if i in chunks  # not a chunk being deleted
         ]
         return sort_hits(hits, top_k, score_threshold)
 
@@ -266,15 +224,14 @@ class ChromaStore:
         """Return a document's record, or None."""
         with _reachable("get_document"):
             got = self._docs.get(ids=[document_id], include=["metadatas"])
-        if not got["ids"]:
-            return None
-        return _record(got["ids"][0], got["metadatas"][0])
+        records = self._content.read_records(self._id, got)
+        return records[0] if records else None
 
     def _documents(self, filter: Filter | None) -> list[DocumentRecord]:
-        where = to_chroma_where(filter)
+        where = self._content.where(filter)
         with _reachable("list_documents"):
             got = self._docs.get(where=where, include=["metadatas"])
-        records = [_record(i, md) for i, md in zip(got["ids"], got["metadatas"], strict=True)]
+        records = self._content.read_records(self._id, got)
         records.sort(key=lambda r: (r.source, r.id))
         return records
 
@@ -294,12 +251,10 @@ class ChromaStore:
     def get_chunks(self, document_id: str) -> list[Chunk]:
         """Return a document's chunks ordered by position, then id."""
         with _reachable("get_chunks"):
-            got = self._chunks.get(where={_DOC: document_id}, include=["documents", "metadatas"])
-        chunks = [
-            _chunk(i, t, md)
-            for i, t, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        ]
-        return sorted(chunks, key=chunk_order)
+            got = self._chunks.get(
+                where={DOC: document_id}, include=list(self._content.read_fields)
+            )
+        return sorted(self._content.read(self._id, got), key=chunk_order)
 
     def all_chunks(self) -> list[Chunk]:
         """Return every chunk, ordered by document id, position, id."""
@@ -308,12 +263,9 @@ class ChromaStore:
             offset = 0
             while True:
                 got = self._chunks.get(
-                    include=["documents", "metadatas"], limit=self._batch, offset=offset
+                    include=list(self._content.read_fields), limit=self._batch, offset=offset
                 )
-                chunks += [
-                    _chunk(i, t, md)
-                    for i, t, md in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-                ]
+                chunks += self._content.read(self._id, got)
                 if len(got["ids"]) < self._batch:
                     break
                 offset += self._batch
@@ -357,6 +309,7 @@ class ChromaClient:
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False)
+        self._content: InChroma | BesideChroma = InChroma()
         if url:
             host, port, ssl = _parse_url(url)
             try:
@@ -369,6 +322,8 @@ class ChromaClient:
             path = Path(data_dir) / "chroma"
             path.mkdir(parents=True, exist_ok=True)
             self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+            self._content = BesideChroma(path)
+        self._adopting = threading.Lock()
         self._batch = int(self._client.get_max_batch_size())
 
     def _store(self, chunks: Any) -> ChromaStore:
@@ -378,7 +333,9 @@ class ChromaClient:
         docs = self._client.get_or_create_collection(
             chunks.name + RESERVED_SUFFIX, embedding_function=None
         )
-        return ChromaStore(chunks, docs, self._batch)
+        with self._adopting:
+            self._content.adopt(chunks, docs)
+        return ChromaStore(chunks, docs, self._batch, self._content)
 
     def _get(self, name: str) -> Any | None:
         try:
@@ -407,7 +364,11 @@ class ChromaClient:
                 chunks = self._client.create_collection(
                     name,
                     configuration=_COSINE,
-                    metadata={**metadata, "created": time.time()},
+                    metadata={
+                        **metadata,
+                        "created": time.time(),
+                        **self._content.collection_metadata(),
+                    },
                     embedding_function=None,
                 )
             except Exception as exc:
@@ -462,8 +423,10 @@ class ChromaClient:
 
     def delete_collection(self, name: str) -> bool:
         """Delete a collection and its record collection; False if it did not exist."""
-        if self._get(name) is None:
+        chunks = self._get(name)
+        if chunks is None:
             return False
+        self._content.forget_collection(str(chunks.id))
         with _reachable("delete_collection"):
             for full in (name, name + RESERVED_SUFFIX):
                 try:
@@ -474,4 +437,5 @@ class ChromaClient:
         return True
 
     def close(self) -> None:
-        """Do nothing: chromadb clients hold no resources that need closing."""
+        """Close the text store (chromadb clients hold nothing that needs closing)."""
+        self._content.close()

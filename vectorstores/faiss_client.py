@@ -44,8 +44,8 @@ class FaissClient:
             index: ``"flat"`` or ``"hnsw"`` (a collection's index is rebuilt when it changes).
             hnsw_m: HNSW graph degree.
             hnsw_ef_search: HNSW search breadth.
-            **store_options: ``tombstone_ratio``, ``autosave_changes``, ``build_threads``
-                (see ``FaissStore``).
+            **store_options: ``tombstone_ratio``, ``autosave_changes``, ``build_threads``,
+                ``lock_wait_s`` (see ``FaissStore``).
 
         Raises:
             ConfigurationError: an option is invalid or unknown.
@@ -55,7 +55,12 @@ class FaissClient:
                 f"faiss options: index must be flat or hnsw, hnsw_m >= 2, hnsw_ef_search >= 1; "
                 f"got {index!r}, {hnsw_m}, {hnsw_ef_search}"
             )
-        unknown = set(store_options) - {"tombstone_ratio", "autosave_changes", "build_threads"}
+        unknown = set(store_options) - {
+            "tombstone_ratio",
+            "autosave_changes",
+            "build_threads",
+            "lock_wait_s",
+        }
         if unknown:
             raise ConfigurationError(f"unknown faiss options: {sorted(unknown)}")
         self.root = Path(data_dir) / "faiss"

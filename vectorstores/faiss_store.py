@@ -78,6 +78,7 @@ logger = logging.getLogger(__name__)
 
 DB_FILE = "store.sqlite3"
 LOCK_FILE = "lock"
+LOCK_POLL_S = 0.05
 _NO_IDS: Ids = np.zeros(0, dtype=np.int64)
 
 
@@ -113,19 +114,40 @@ class _Change:
     result: Any = None
 
 
-def lock_folder(folder: Path) -> int:
-    """Take the collection's process lock; raise ``StoreLocked`` if another process holds it."""
+def lock_folder(folder: Path, wait_s: float = 0.0) -> int:
+    """Take the collection's process lock, waiting up to ``wait_s`` for another process.
+
+    A server restarted while the previous one is still shutting down waits here (logged once)
+    instead of failing; after ``wait_s`` it raises ``StoreLocked``.
+    """
     fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StoreLocked(
-            f"collection folder {folder} is open in another process; the FAISS backend "
-            "allows one process per collection (run one server worker)",
-            {"folder": str(folder)},
-        ) from None
-    return fd
+    deadline = time.monotonic() + wait_s
+    logged = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if logged:
+                logger.info("took the lock of collection folder %s", folder)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+        if not logged:
+            logger.warning(
+                "collection folder %s is open in another process (a server still stopping?); "
+                "waiting up to %g s for it (RAG_VECTORSTORE__FAISS__LOCK_WAIT_S)",
+                folder,
+                wait_s,
+            )
+            logged = True
+        time.sleep(LOCK_POLL_S)
+    os.close(fd)
+    waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
+    raise StoreLocked(
+        f"collection folder {folder} is open in another process{waited}; the FAISS backend "
+        "allows one process per collection (run one server worker)",
+        {"folder": str(folder)},
+    ) from None
 
 
 def fsync_dir(path: Path) -> None:
@@ -152,6 +174,7 @@ class FaissStore:
         tombstone_ratio: float = 0.2,
         autosave_changes: int = 10_000,
         build_threads: int | None = None,
+        lock_wait_s: float = 0.0,
     ) -> None:
         """Open a collection folder created by ``FaissClient``, repairing its index if needed.
 
@@ -164,6 +187,7 @@ class FaissStore:
                 fraction of the index.
             autosave_changes: Write the index file after this many changed chunks.
             build_threads: OpenMP threads for adding to and rebuilding the index.
+            lock_wait_s: Seconds to wait for another process to close the collection.
 
         Raises:
             BackendUnavailable: another process has the collection open.
@@ -180,7 +204,7 @@ class FaissStore:
         self._readers: list[sqlite3.Connection] = []
         self._unfiltered = Coalescer(self._search_unfiltered)
         self._unsaved = 0
-        self._lock_fd = lock_folder(folder)
+        self._lock_fd = lock_folder(folder, lock_wait_s)
         try:
             self._writer = db.connect(folder / DB_FILE)
             meta = db.read_meta(self._writer)

@@ -237,26 +237,33 @@ def matches(f: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> bool:
     return compile_filter(f)(metadata)
 
 
-def _chroma_value(value: Any) -> Any:
-    return float(value) if _is_number(value) else value
+StringCodec = Callable[[str], str]
 
 
-def _chroma_operand(op: str, operand: Any) -> Any:
+def _chroma_value(value: Any, strings: StringCodec | None) -> Any:
+    if _is_number(value):
+        return float(value)
+    if strings is not None and isinstance(value, str):
+        return strings(value)
+    return value
+
+
+def _chroma_operand(op: str, operand: Any, strings: StringCodec | None) -> Any:
     if op == "$in":
-        return [_chroma_value(v) for v in operand]
-    return _chroma_value(operand)
+        return [_chroma_value(v, strings) for v in operand]
+    return _chroma_value(operand, strings)
 
 
-def _chroma_clauses(f: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _chroma_clauses(f: Mapping[str, Any], strings: StringCodec | None) -> list[dict[str, Any]]:
     clauses: list[dict[str, Any]] = []
     for key, value in f.items():
         if key in LOGICAL_OPERATORS:
-            subs = [_chroma_join("$and", _chroma_clauses(s)) for s in value]
+            subs = [_chroma_join("$and", _chroma_clauses(s, strings)) for s in value]
             clauses.append(_chroma_join(key, subs))
         elif isinstance(value, Mapping):
-            clauses.extend({key: {op: _chroma_operand(op, x)}} for op, x in value.items())
+            clauses.extend({key: {op: _chroma_operand(op, x, strings)}} for op, x in value.items())
         else:
-            clauses.append({key: {"$eq": _chroma_value(value)}})
+            clauses.append({key: {"$eq": _chroma_value(value, strings)}})
     return clauses
 
 
@@ -265,7 +272,9 @@ def _chroma_join(op: str, clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {op: clauses}
 
 
-def to_chroma_where(f: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def to_chroma_where(
+    f: Mapping[str, Any] | None, strings: StringCodec | None = None
+) -> dict[str, Any] | None:
     """Translate a filter into a Chroma ``where`` clause.
 
     Chroma accepts one key per mapping and at least two operands under ``$and``/``$or``, and
@@ -276,6 +285,8 @@ def to_chroma_where(f: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
     Args:
         f: The filter.
+        strings: Applied to every string operand, for a store that keeps string values
+            encoded (embedded Chroma keeps a digest of each, see ``chroma_content``).
 
     Returns:
         The ``where`` mapping, or ``None`` when ``f`` matches everything.
@@ -286,7 +297,7 @@ def to_chroma_where(f: Mapping[str, Any] | None) -> dict[str, Any] | None:
     validate_filter(f)
     if not f:
         return None
-    return _chroma_join("$and", _chroma_clauses(f))
+    return _chroma_join("$and", _chroma_clauses(f, strings))
 
 
 _SQL_TYPES = {"str": "('text')", "number": "('integer', 'real')"}

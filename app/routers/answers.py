@@ -12,7 +12,7 @@ from app.deps import ServicesDep
 from app.errors import status_for
 from app.mapping import answer_request, query_response
 from app.schemas import QueryRequest, QueryResponse, problems
-from app.services.answers import AnswerResult
+from app.services.conversations import ConversationAnswer
 from core.errors import RagError
 
 router = APIRouter(tags=["answers"])
@@ -29,7 +29,7 @@ def sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def sse_answer(events: AsyncIterator[str | AnswerResult]) -> AsyncIterator[str]:
+async def sse_answer(events: AsyncIterator[str | ConversationAnswer]) -> AsyncIterator[str]:
     """Turn the service's stream into SSE frames."""
     try:
         async for item in events:
@@ -55,11 +55,12 @@ async def query(
 ) -> QueryResponse | StreamingResponse:
     """Answer a question from a collection, with citations."""
     request = answer_request(body)
+    conversations = services.conversations
     if body.stream:
-        events = await services.answers.open_stream(name, request)
+        events = await conversations.open_stream(name, request, body.conversation_id)
         return StreamingResponse(
             sse_answer(events),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return query_response(await services.answers.answer(name, request))
+    return query_response(await conversations.answer(name, request, body.conversation_id))

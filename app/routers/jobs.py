@@ -18,5 +18,8 @@ def get_job(job_id: str, request: Request, services: ServicesDep) -> JobOut:
     """Report an ingestion job's state and progress."""
     job = services.jobs.get(job_id)
     if not principal_of(request).may_use(job.collection):
-        raise NotFound(f"job '{job_id}' is unknown (jobs are kept in memory until restart)")
+        raise NotFound(
+            f"job '{job_id}' is unknown (only the latest RAG_JOBS__KEEP_FINISHED finished "
+            "jobs are kept)"
+        )
     return job_out(job)

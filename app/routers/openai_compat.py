@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import ServicesDep
 from app.errors import status_for
-from app.mapping import answer_facts
+from app.mapping import answer_facts, followup_facts
 from app.schemas import (
     AnswerFacts,
     ChatChoice,
@@ -31,6 +31,7 @@ from app.schemas import (
 from app.security import check_collection_access, visible_collections
 from app.services.answers import AnswerRequest, AnswerResult, LLMOptions
 from app.services.container import Services
+from app.services.conversations import ConversationAnswer
 from core.errors import CollectionNotFound, InvalidRequest, RagError
 
 router = APIRouter(tags=["openai"])
@@ -118,7 +119,7 @@ def chunk_frame(cid: str, created: int, model: str, delta: dict[str, Any], **ext
 
 
 async def openai_stream(
-    events: AsyncIterator[str | AnswerResult], model: str
+    events: AsyncIterator[str | ConversationAnswer], model: str
 ) -> AsyncIterator[str]:
     """Stream in OpenAI's chunk format; the last chunk carries usage and sources."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -128,20 +129,22 @@ async def openai_stream(
             if isinstance(item, str):
                 yield chunk_frame(cid, created, model, {"content": item})
             else:
+                result = item.result
                 usage = ChatUsage(
-                    prompt_tokens=item.usage["prompt_tokens"],
-                    completion_tokens=item.usage["completion_tokens"],
-                    total_tokens=item.usage["total_tokens"],
+                    prompt_tokens=result.usage["prompt_tokens"],
+                    completion_tokens=result.usage["completion_tokens"],
+                    total_tokens=result.usage["total_tokens"],
                 )
                 yield chunk_frame(
                     cid,
                     created,
                     model,
                     {},
-                    finish=item.finish_reason,
+                    finish=result.finish_reason,
                     usage=usage.model_dump(),
-                    sources=sources(item),
-                    **AnswerFacts(**answer_facts(item)).model_dump(),
+                    sources=sources(result),
+                    **AnswerFacts(**answer_facts(result)).model_dump(),
+                    **followup_facts(item),
                 )
     except RagError as exc:
         error = {"message": exc.message, "type": type(exc).__name__, "code": status_for(exc)}
@@ -163,9 +166,10 @@ async def chat_completions(
     check_model(services, request, body.model, collection)
     answer_req = to_answer_request(body)
     if body.stream:
-        events = await services.answers.open_stream(collection, answer_req)
+        events = await services.conversations.open_stream(collection, answer_req)
         return StreamingResponse(openai_stream(events, body.model), media_type="text/event-stream")
-    result = await services.answers.answer(collection, answer_req)
+    answered = await services.conversations.answer(collection, answer_req)
+    result = answered.result
     return ChatCompletion(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
@@ -184,6 +188,7 @@ async def chat_completions(
         ),
         sources=[CitationOut(**asdict(c)) for c in result.citations],
         **answer_facts(result),
+        **followup_facts(answered),
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 
 from app.deps import ServicesDep
@@ -35,7 +33,7 @@ async def render_preview(
     """The messages and budget report a query on ``collection`` would use."""
     check_collection_access(request, collection)
     answer_req = answer_request(body)
-    prepared = await asyncio.to_thread(services.answers.prepare, collection, answer_req)
+    prepared = await services.conversations.preview(collection, answer_req, body.conversation_id)
     return preview_response(prepared)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.settings import SecuritySettings, Settings
+from core import tracing
 from core.errors import InvalidRequest, LimitExceeded
 from core.types import Hit
 from llms.base import Completion, GenerationParams, Generator, TokenizerSpec
@@ -249,7 +250,9 @@ class AnswerService:
         )
         retrieval_s = time.perf_counter() - started
         strategy = request.strategy or self._settings.prompts.default_strategy
-        packed = self._pack(request, outcome.hits, max_new, strategy)
+        with tracing.span("packing", hits=len(outcome.hits)) as packing:
+            packed = self._pack(request, outcome.hits, max_new, strategy)
+            packing.set_attribute("prompt_tokens", packed.report.prompt_tokens)
         temperature = (
             llm.temperature if request.llm.temperature is None else request.llm.temperature
         )
@@ -301,9 +304,10 @@ class AnswerService:
             return dataclasses.replace(prepared, answer_mode=mode)
         t0 = time.perf_counter()
         unknown = self._search.unknown_share(collection, request.question)
-        reading = self._reader.read(
-            request.question, [c.text for c in prepared.packed.chunks], unknown
-        )
+        with tracing.span("evidence", chunks=len(prepared.packed.chunks)):
+            reading = self._reader.read(
+                request.question, [c.text for c in prepared.packed.chunks], unknown
+            )
         prepared = dataclasses.replace(
             prepared, reading=reading, answer_mode=mode, reading_s=time.perf_counter() - t0
         )
@@ -380,7 +384,8 @@ class AnswerService:
         if prepared.without_model is not None:
             return self.finish(prepared, prepared.without_model, None, 0.0)
         t0 = time.perf_counter()
-        completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
+        with tracing.span("generation", model=self.model_name()):
+            completion = self._generators.get().generate(prepared.packed.messages, prepared.params)
         return self.finish(prepared, completion.text, completion, time.perf_counter() - t0)
 
     async def answer(self, collection: str, request: AnswerRequest) -> AnswerResult:
@@ -388,7 +393,7 @@ class AnswerService:
         prepared = await asyncio.to_thread(self.prepare_answer, collection, request)
         if prepared.without_model is not None:
             return self.finish(prepared, prepared.without_model, None, 0.0)
-        async with self.gate.slot():
+        async with self.gate.slot(), self._generation_span():
             t0 = time.perf_counter()
             work = asyncio.ensure_future(
                 asyncio.to_thread(
@@ -405,6 +410,11 @@ class AnswerService:
             generation_s = time.perf_counter() - t0
         return self.finish(prepared, completion.text, completion, generation_s)
 
+    @contextlib.asynccontextmanager
+    async def _generation_span(self) -> AsyncIterator[None]:
+        with tracing.span("generation", model=self.model_name()):
+            yield
+
     async def open_stream(
         self, collection: str, request: AnswerRequest
     ) -> AsyncIterator[str | AnswerResult]:
@@ -420,6 +430,8 @@ class AnswerService:
         await slot.__aenter__()
         generator = self._generators.get()
 
+        span = tracing.start_span("generation", model=self.model_name(), stream=True)
+
         async def events() -> AsyncIterator[str | AnswerResult]:
             try:
                 t0 = time.perf_counter()
@@ -432,6 +444,7 @@ class AnswerService:
                 generation_s = time.perf_counter() - t0
                 yield self.finish(prepared, "".join(parts), None, generation_s)
             finally:
+                span.end()
                 await slot.__aexit__(None, None, None)
 
         return events()

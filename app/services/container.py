@@ -10,6 +10,7 @@ from ingest.backends import REMOTE_BACKENDS
 from ingest.base import Embedder
 from ingest.embedders import create_embedder
 from ingest.embedding_cache import EmbeddingCache
+from ingest.jobs import JobStore
 from ingest.loaders import LoadLimits
 from ingest.pipeline import IngestPipeline
 from llms.base import Generator
@@ -21,8 +22,10 @@ from vectorstores.registry import create_client
 
 from .answers import AnswerService, GeneratorHolder
 from .collections import CollectionService
+from .conversation_store import ConversationStore
+from .conversations import ConversationService
 from .documents import DocumentService
-from .jobs import JobManager
+from .jobs import JobService
 from .observer import NullObserver, ServiceObserver
 from .reader import EvidenceReader
 from .search import SearchService
@@ -57,13 +60,15 @@ class Services:
     documents: DocumentService
     uploads: UploadService
     search: SearchService
-    jobs: JobManager
+    jobs: JobService
     answers: AnswerService
     generators: GeneratorHolder
+    conversations: ConversationService
 
     def close(self) -> None:
-        """Finish running jobs, close the stores and release the model."""
+        """Hand running jobs back, close the stores and release the model."""
         self.jobs.close()
+        self.conversations.close()
         self.search.close()
         self.collections.close()
         self.generators.close()
@@ -125,6 +130,63 @@ def build_collections(settings: Settings, embedder: Embedder) -> CollectionServi
     collections = CollectionService(build_store_client(settings), embedder)
     collections.ensure_default()
     return collections
+
+
+def _pgvector_jobs(settings: Settings) -> JobStore:
+    from ingest.job_store_pg import PgJobStore
+
+    pg = settings.vectorstore.pgvector
+    return PgJobStore(
+        pg.url,
+        pg.db_schema,
+        pool_size=max(4, settings.jobs.workers + 2),
+        connect_timeout_s=pg.connect_timeout_s,
+        keep_finished=settings.jobs.keep_finished,
+    )
+
+
+#: Job stores of backends with a database of their own; the others keep jobs in SQLite.
+JOB_STORES = {"pgvector": _pgvector_jobs}
+
+
+def build_job_store(settings: Settings) -> JobStore:
+    """Open the job store in the store's database (SQLite under the data dir by default)."""
+    factory = JOB_STORES.get(settings.vectorstore.backend)
+    if factory is not None:
+        return factory(settings)
+    from ingest.job_store_sqlite import SqliteJobStore
+
+    return SqliteJobStore(settings.data_dir / "jobs", keep_finished=settings.jobs.keep_finished)
+
+
+def build_jobs(
+    settings: Settings,
+    documents: DocumentService,
+    observer: ServiceObserver,
+    workers: int | None = None,
+) -> JobService:
+    """The job service over the configured job store (its workers not started yet)."""
+    return JobService(
+        build_job_store(settings),
+        documents,
+        observer,
+        settings.jobs,
+        scratch_root=settings.data_dir / "uploads",
+        workers=workers,
+    )
+
+
+def build_conversation_store(settings: Settings) -> ConversationStore:
+    """Conversations in the store's database: PostgreSQL with pgvector, else a SQLite file."""
+    vs = settings.vectorstore
+    if vs.backend == "pgvector":
+        from .conversation_pg import PgConversationStore
+
+        pg = vs.pgvector
+        return PgConversationStore(pg.url, pg.db_schema, connect_timeout_s=pg.connect_timeout_s)
+    from .conversation_store import FILE_NAME, SQLiteConversationStore
+
+    return SQLiteConversationStore(settings.data_dir / FILE_NAME)
 
 
 def build_generators(settings: Settings, generator: Generator | None = None) -> GeneratorHolder:
@@ -233,7 +295,18 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         reader=build_reader(settings, embedder),
         observer=observer,
     )
-    jobs = JobManager()
+    conversations = ConversationService(
+        build_conversation_store(settings),
+        answers,
+        generators,
+        collections,
+        settings.conversations,
+        settings.security,
+        settings.llm.answer_mode,
+    )
+    collections.on_delete.append(conversations.collection_deleted)
+    jobs = build_jobs(settings, documents, observer)
+    collections.on_delete.append(jobs.drop_collection)
     uploads = UploadService(
         collections, documents, jobs, observer, settings.security.max_files_per_request
     )
@@ -244,6 +317,7 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         settings.vectorstore.backend,
         settings.data_dir,
     )
+    jobs.start()
     return Services(
         settings=settings,
         embedder=embedder,
@@ -254,4 +328,5 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         jobs=jobs,
         answers=answers,
         generators=generators,
+        conversations=conversations,
     )

@@ -8,12 +8,13 @@ from typing import BinaryIO
 
 from core.errors import LimitExceeded
 from core.types import MetadataValue
+from ingest.jobs import JobOptions
 from ingest.pipeline import check_metadata
 from ingest.results import FileResult
 
 from .collections import CollectionService
 from .documents import DocumentService, StagedFile, parse_json_object
-from .jobs import Job, JobManager
+from .jobs import Job, JobService
 from .observer import ServiceObserver
 
 
@@ -40,7 +41,7 @@ class UploadService:
         self,
         collections: CollectionService,
         documents: DocumentService,
-        jobs: JobManager,
+        jobs: JobService,
         observer: ServiceObserver,
         max_files: int,
     ) -> None:
@@ -77,13 +78,10 @@ class UploadService:
                 f"{len(files)} files in one upload; at most {self._max_files} are accepted"
             )
         staged = self._documents.stage(files)
-        if wait:
-            return self._ingest(collection, staged, metadata, options, None)
-        return self._jobs.submit(
-            collection,
-            len(staged),
-            lambda job: self._ingest(collection, staged, metadata, options, job),
-        )
+        if not wait:  # staged durably in the store's database before the 202
+            job_options = JobOptions(metadata, options.chunk_size, options.chunk_overlap)
+            return self._jobs.submit(collection, staged, job_options)
+        return self._ingest(collection, staged, metadata, options)
 
     def _ingest(
         self,
@@ -91,24 +89,12 @@ class UploadService:
         staged: list[StagedFile],
         metadata: dict[str, MetadataValue] | None,
         options: UploadOptions,
-        job: Job | None,
     ) -> list[FileResult]:
-        def file_done(result: FileResult) -> None:
-            self._observer.file_ingested(result)
-            if job is not None:
-                job.results.append(result)
-                job.files_done += 1
-
-        def chunks_done(n: int) -> None:
-            if job is not None:
-                job.chunks_embedded += n
-
         return self._documents.ingest_staged(
             collection,
             staged,
             metadata,
             options.chunk_size,
             options.chunk_overlap,
-            file_done,
-            chunks_done,
+            self._observer.file_ingested,
         )

@@ -47,19 +47,14 @@ def search(client: TestClient, collection: str, query: str, mode: str) -> list[s
     return [h["text"] for h in resp.json()["hits"]]
 
 
-CHROMA_KEEPS_TEXT = pytest.mark.xfail(
-    strict=True,
-    reason="embedded Chroma keeps an added document's text in its write-ahead log "
-    "(embeddings_queue) until its HNSW segment flushes, and in SQLite free pages after that; "
-    "ragserver cannot purge either without reaching into Chroma's database",
-)
 BACKENDS = [
     "faiss",
     "memory",
     # Postgres keeps the rows in its own data folder (dead tuples, WAL) until it vacuums:
     # here only ragserver's data directory (the keyword index) is checked for pgvector.
     pytest.param("pgvector", marks=pytest.mark.integration),
-    pytest.param("chroma", marks=[pytest.mark.integration, CHROMA_KEEPS_TEXT]),
+    # Embedded Chroma: the text lives beside Chroma (vectorstores/chroma_content.py).
+    pytest.param("chroma", marks=pytest.mark.integration),
 ]
 
 

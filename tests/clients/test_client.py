@@ -154,6 +154,27 @@ def test_query_whole_and_streamed(rag: Client) -> None:
     assert final.usage["completion_tokens"] > 0
 
 
+def test_a_conversation_rewrites_its_follow_up_and_keeps_its_turns(rag: Client) -> None:
+    conversation = rag.create_conversation(COLLECTION)
+    assert (conversation.collection, conversation.turns) == (COLLECTION, [])
+    first = rag.query(COLLECTION, HEAP_QUESTION, top_k=2, conversation_id=conversation.id)
+    assert (first.turn, first.rewrite) == (1, "none")
+    follow_up = "And how do I take the smallest one off it?"
+    second = rag.query(COLLECTION, follow_up, top_k=2, conversation_id=conversation.id)
+    assert (second.conversation_id, second.turn, second.rewrite) == (conversation.id, 2, "rules")
+    assert second.rewritten_query is not None
+    assert "heap" in second.rewritten_query.lower().split()
+    assert second.citations[0].filename == "heapq.html"
+    turns = rag.get_conversation(conversation.id).turns
+    assert [(t.question, t.answer) for t in turns] == [
+        (HEAP_QUESTION, first.answer),
+        (follow_up, second.answer),
+    ]
+    rag.delete_conversation(conversation.id)
+    with pytest.raises(NotFoundError):
+        rag.get_conversation(conversation.id)
+
+
 def test_prompts_and_preview(rag: Client) -> None:
     names = {p.name for p in rag.list_prompts()}
     assert {"zero_shot", "few_shot", "chain_of_thought"} <= names

@@ -193,6 +193,13 @@ class VectorStoreContract:
         assert (hit.chunk.text, hit.chunk.metadata) == ("new", {"v": 2})
         assert hit.score == pytest.approx(1.0, abs=1e-5)
 
+    def test_replaced_chunk_keeps_no_dropped_metadata_key(self, store: VectorStore) -> None:
+        store.upsert([Chunk("c1", "d1", "old", {"v": 1, "page": 3, "tag": "x"})], basis(1)[None])
+        store.upsert([Chunk("c1", "d1", "new", {"v": 2})], basis(1)[None])
+        assert store.search(basis(1), top_k=5, filter={"page": 3}) == []
+        assert store.search(basis(1), top_k=5, filter={"tag": "x"}) == []
+        assert [h.chunk.metadata for h in store.search(basis(1), 5, {"v": 2})] == [{"v": 2}]
+
     def test_metadata_round_trip(self, store: VectorStore) -> None:
         md = {"s": "x", "i": 3, "f": 2.5, "b": True, "gone": None}
         store.upsert([Chunk("c1", "d1", "t", md)], basis(0)[None])

@@ -24,6 +24,7 @@ from .models import (
     Answer,
     Chunk,
     Collection,
+    Conversation,
     Delta,
     Document,
     DocumentPage,
@@ -74,6 +75,7 @@ class QueryOptions(TypedDict, total=False):
     model: str
     temperature: float
     max_tokens: int
+    conversation_id: str
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,22 @@ class Api:
         path = f"/v1/collections/{_name(collection)}/query"
         body = {**query_body(question, options), "stream": stream}
         return Call("POST", path, _reader(Answer), json=body)
+
+    @staticmethod
+    def create_conversation(collection: str) -> Call[Conversation]:
+        """``POST /v1/conversations``."""
+        body = {"collection": collection}
+        return Call("POST", "/v1/conversations", _reader(Conversation), json=body)
+
+    @staticmethod
+    def get_conversation(conversation_id: str) -> Call[Conversation]:
+        """``GET /v1/conversations/{id}``."""
+        return Call("GET", f"/v1/conversations/{_name(conversation_id)}", _reader(Conversation))
+
+    @staticmethod
+    def delete_conversation(conversation_id: str) -> Call[None]:
+        """``DELETE /v1/conversations/{id}``."""
+        return Call("DELETE", f"/v1/conversations/{_name(conversation_id)}", _none)
 
     @staticmethod
     def list_prompts() -> Call[list[PromptInfo]]:

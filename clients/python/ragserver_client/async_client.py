@@ -34,6 +34,7 @@ from .models import (
     Answer,
     Chunk,
     Collection,
+    Conversation,
     Delta,
     Document,
     DocumentPage,
@@ -279,6 +280,18 @@ class AsyncClient:
                 if isinstance(item, Answer):
                     return
         raise stream_ended()
+
+    async def create_conversation(self, collection: str = "default") -> Conversation:
+        """Start a conversation; follow-ups asked with its id are rewritten and kept."""
+        return await self._send(Api.create_conversation(collection))
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        """A conversation and its turns (questions, rewritten queries, answers)."""
+        return await self._send(Api.get_conversation(conversation_id))
+
+    async def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and the text of its turns."""
+        await self._send(Api.delete_conversation(conversation_id))
 
     async def list_prompts(self) -> list[PromptInfo]:
         """The prompt templates and their parameters."""

@@ -33,6 +33,7 @@ from .models import (
     Answer,
     Chunk,
     Collection,
+    Conversation,
     Delta,
     Document,
     DocumentPage,
@@ -273,6 +274,18 @@ class Client:
                 if isinstance(item, Answer):
                     return
         raise stream_ended()
+
+    def create_conversation(self, collection: str = "default") -> Conversation:
+        """Start a conversation; follow-ups asked with its id are rewritten and kept."""
+        return self._send(Api.create_conversation(collection))
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        """A conversation and its turns (questions, rewritten queries, answers)."""
+        return self._send(Api.get_conversation(conversation_id))
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and the text of its turns."""
+        self._send(Api.delete_conversation(conversation_id))
 
     def list_prompts(self) -> list[PromptInfo]:
         """The prompt templates and their parameters."""

@@ -10,6 +10,8 @@ __all__ = [
     "Chunk",
     "Citation",
     "Collection",
+    "Conversation",
+    "ConversationTurn",
     "Delta",
     "Document",
     "DocumentPage",
@@ -299,6 +301,10 @@ class Answer:
     timings: dict[str, float]
     model: str
     reasoning: str | None = None
+    conversation_id: str | None = None
+    turn: int | None = None
+    rewritten_query: str | None = None
+    rewrite: str | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> Answer:
@@ -310,6 +316,56 @@ class Answer:
             timings=dict(data.get("timings") or {}),
             model=data.get("model", ""),
             reasoning=data.get("reasoning"),
+            conversation_id=data.get("conversation_id"),
+            turn=data.get("turn"),
+            rewritten_query=data.get("rewritten_query"),
+            rewrite=data.get("rewrite"),
+        )
+
+
+@dataclass(frozen=True)
+class ConversationTurn:
+    """A question of a conversation, the standalone query it was searched as, its answer."""
+
+    position: int
+    question: str
+    rewritten_query: str
+    rewrite: str
+    answer: str
+    citations: list[Json]
+    created_at: float
+
+    @classmethod
+    def from_json(cls, data: Json) -> ConversationTurn:
+        """Build from the API's JSON."""
+        return cls(
+            position=data["position"],
+            question=data["question"],
+            rewritten_query=data["rewritten_query"],
+            rewrite=data["rewrite"],
+            answer=data["answer"],
+            citations=list(data.get("citations", [])),
+            created_at=data.get("created_at", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation over a collection; ask in it with ``query(..., conversation_id=id)``."""
+
+    id: str
+    collection: str
+    created_at: float
+    turns: list[ConversationTurn]
+
+    @classmethod
+    def from_json(cls, data: Json) -> Conversation:
+        """Build from the API's JSON."""
+        return cls(
+            id=data["id"],
+            collection=data["collection"],
+            created_at=data.get("created_at", 0.0),
+            turns=[ConversationTurn.from_json(t) for t in data.get("turns", [])],
         )
 
 
