@@ -2,13 +2,14 @@
 
 Usage::
 
-    .venv/bin/python bench/bench_answers_broad.py --data-dir DATA [--reads reads.pkl]
+    .venv/bin/python bench/bench_answers_broad.py [--data-dir DATA] [--reads reads.pkl]
         [--confirm] [--out bench/results/answers.md]
 
-DATA holds the collections ``pydocs``, ``debian_reference`` and ``postgresql``, ingested as
-``bench/eval/README.md`` shows. Questions: ``bench/eval/{python_docs,debian_reference,
-postgresql}.jsonl`` (their ``split``) and the unanswerable sets
-``bench/eval/unanswerable_*.jsonl`` (the Python one split by id: odd ids tune).
+DATA (``$RAG_DATA_DIR``, else ``$TMPDIR/ragserver-bench-answers``, as ``bench_answers.py``)
+holds the collections ``pydocs``, ``debian_reference`` and ``postgresql``; a missing or
+empty one is ingested first (the better part of an hour on two busy cores). Questions:
+``bench/eval/{python_docs,debian_reference,postgresql}.jsonl`` (their ``split``) and the
+unanswerable sets ``bench/eval/unanswerable_*.jsonl`` (the Python one split by id: odd ids tune).
 
 Tuning (``tune`` questions of all three corpora only): every question is searched as
 ``/query`` does (top 5, default hybrid) and every sentence of its chunks scored once
@@ -56,7 +57,12 @@ from app.services.evidence import (  # noqa: E402
     term_coverage,
     with_following,
 )
-from bench.bench_answers import bootstrap, fit_logistic, pick_threshold  # noqa: E402
+from bench.bench_answers import (  # noqa: E402
+    bootstrap,
+    default_data_dir,
+    fit_logistic,
+    pick_threshold,
+)
 from bench.eval.corpora import normalize, squeeze  # noqa: E402
 from retrieval.bm25 import KeywordTokenizer  # noqa: E402
 
@@ -282,12 +288,33 @@ def confirm(services: Any, rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def ensure_collection(services: Any, corpus: str, collection: str) -> None:
+    """Ingest the corpus's files into ``collection`` unless it already holds chunks."""
+    from app.services.container import build_pipeline
+    from bench.eval.corpora import CORPORA as DEFINITIONS
+    from core.errors import CollectionNotFound
+
+    try:
+        store = services.collections.get(collection)
+    except CollectionNotFound:
+        store = services.collections.create(collection)
+    if store.count():
+        return
+    files = DEFINITIONS[corpus].files()
+    log(f"ingesting {len(files)} files of {corpus} into {collection} (once; reruns reuse it)")
+    pipeline = build_pipeline(services.settings, services.embedder)
+    for path, source in files:
+        pipeline.ingest_file(store, path, source)
+    store.persist()
+    services.search.changed(collection)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--reads", type=Path, help="cache of the scored sentences (pickle)")
     parser.add_argument("--confirm", action="store_true")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "answers_broad.md")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "answers.md")
     args = parser.parse_args()
     from app.services.container import build_services
     from app.settings import Settings
@@ -296,6 +323,8 @@ def main() -> int:
     services = build_services(Settings(data_dir=args.data_dir))
     out: list[str] = []
     try:
+        for corpus, collection in CORPORA.items():
+            ensure_collection(services, corpus, collection)
         services.search.keywords.wait()
         if args.confirm:
             out = confirm(services, rows)

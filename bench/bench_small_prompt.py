@@ -2,11 +2,12 @@
 
 Usage::
 
-    .venv/bin/python bench/bench_small_prompt.py --data-dir DATA [--collection pydocs]
+    .venv/bin/python bench/bench_small_prompt.py [--data-dir DATA] [--collection pydocs]
         [--questions bench/eval/python_docs.jsonl] [--split tune] [--every 2] [--limit 20]
         [--out bench/results/small_prompt.md]
 
-DATA holds the corpus's collection (ingested as ``bench/eval/README.md`` shows). Each
+DATA (default as ``bench_answers.py``, which ingests ``pydocs`` there) holds the corpus's
+collection. Each
 question (``--split``, every ``--every``-th, at most ``--limit``) is answered twice in
 generative mode with the bundled model, the profiles taking turns: ``full`` (the default
 strategy over the top-k chunks, ``RAG_LLM__MAX_NEW_TOKENS`` reserved, no stop sequences;
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.services.answers import AnswerRequest, AnswerService  # noqa: E402
 from app.services.container import Services, build_reader, build_services  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench.bench_answers import default_data_dir  # noqa: E402
 from prompts.templates import TemplateRegistry  # noqa: E402
 from retrieval.evaluation import answer_contains  # noqa: E402
 
@@ -98,7 +100,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--collection", default="pydocs")
     parser.add_argument("--questions", type=Path, default=HERE / "eval" / "python_docs.jsonl")
     parser.add_argument("--split", default="tune")
