@@ -242,6 +242,20 @@ class PgVectorSettings(BaseModel):
     hnsw_ef_search: int = Field(
         64, ge=1, le=1000, description="HNSW search breadth (raised to top_k + 1 when larger)."
     )
+    bulk_min_rows: int = Field(
+        1000,
+        ge=0,
+        description=(
+            "A write of at least this many chunks into a collection holding no more builds the "
+            "HNSW index once after copying the rows (about 20x faster than row by row; the "
+            "collection's searches wait for it); 0 turns this off."
+        ),
+    )
+    maintenance_work_mem: str = Field(
+        "512MB",
+        pattern=r"^[0-9]+\s*(kB|MB|GB)$",
+        description="PostgreSQL maintenance_work_mem for those index builds (e.g. 512MB).",
+    )
 
 
 class VectorStoreSettings(BaseModel):

@@ -15,7 +15,9 @@ Data: 384-dimensional unit vectors in documents of 10 chunks, each chunk with a 
 50 vectors, plus Gaussian noise: cosine about 0.86 to their centre); uniformly random vectors
 are the worst case for HNSW (recall@10 around 0.2-0.4 at 100k) and not what a RAG index holds.
 Queries are stored vectors plus noise (normalised). Reported per backend and size: insert time
-(batches of 5,000), search p50/p99 at top_k=10 without and with a filter matching 1% of the
+(``--batch`` chunks per ``upsert``, 5,000 by default; pgvector's bulk path builds the HNSW
+index after the copy when a batch is at least as large as the table, and ``pgvector-rowwise``
+turns that off), search p50/p99 at top_k=10 without and with a filter matching 1% of the
 chunks, HNSW recall@10 against exact flat search, and the time to delete one document of 10
 chunks (median of 5) at each size.
 """
@@ -55,6 +57,11 @@ BACKENDS: dict[str, tuple[str, dict[str, object]]] = {
     "memory": ("memory", {}),
     "chroma": ("chroma", {}),
     "pgvector": ("pgvector", {"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 64}),
+    # pgvector without the bulk path: every row inserted into the HNSW graph as it is written.
+    "pgvector-rowwise": (
+        "pgvector",
+        {"hnsw_m": 16, "hnsw_ef_construction": 64, "hnsw_ef_search": 64, "bulk_min_rows": 0},
+    ),
 }
 
 
@@ -95,7 +102,11 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def bench_one(
-    label: str, vectors: np.ndarray, queries: np.ndarray, exact: list[list[str]] | None
+    label: str,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    exact: list[list[str]] | None,
+    batch: int = BATCH,
 ) -> tuple[dict[str, object], list[list[str]]]:
     backend, options = BACKENDS[label]
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-{label}-"))
@@ -105,8 +116,8 @@ def bench_one(
         n = len(vectors)
 
         def insert() -> None:
-            for start in range(0, n, BATCH):
-                stop = min(start + BATCH, n)
+            for start in range(0, n, batch):
+                stop = min(start + batch, n)
                 store.upsert(chunks_for(start, stop), vectors[start:stop])
 
         insert_s = timed(insert)
@@ -160,7 +171,7 @@ def start_pgserver() -> str:
 
 
 def pg_versions(args: argparse.Namespace) -> list[str]:
-    if "pgvector" not in args.backends:
+    if not any(b.startswith("pgvector") for b in args.backends):
         return []
     import psycopg
 
@@ -220,12 +231,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=BATCH, help="chunks per upsert call")
     parser.add_argument("--pg-url", default="", help="PostgreSQL for pgvector (else pgserver)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/vectorstores.md"))
     args = parser.parse_args()
-    if "pgvector" in args.backends:
-        BACKENDS["pgvector"][1]["url"] = args.pg_url or start_pgserver()
-        BACKENDS["pgvector"][1]["db_schema"] = f"bench_{os.getpid()}"
+    if any(b.startswith("pgvector") for b in args.backends):
+        url = args.pg_url or start_pgserver()
+        for label in ("pgvector", "pgvector-rowwise"):
+            BACKENDS[label][1]["url"] = url
+            BACKENDS[label][1]["db_schema"] = f"bench_{label.replace('-', '_')}_{os.getpid()}"
     rows: list[dict[str, object]] = []
     for size in args.sizes:
         vectors, queries = make_data(size, args.queries)
@@ -235,7 +249,7 @@ def main() -> None:
             if label not in args.backends and label != "faiss-flat":
                 continue
             row, results = bench_one(
-                label, vectors, queries, None if label == "faiss-flat" else exact
+                label, vectors, queries, None if label == "faiss-flat" else exact, args.batch
             )
             if label == "faiss-flat":
                 exact = results

@@ -44,6 +44,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "retrieval": ["--pages", "40", "--chunk-sizes", "200"],
     "ingest": ["--pages", "40", "--backend-chunks", "64", "--rounds", "1"],
     "search_load": ["--chunks", "10000", "--requests", "200", "--duration", "30"],
+    "scaleout": ["--chunks", "10000", "--queries", "50", "--replica-seconds", "10"],
 }
 
 

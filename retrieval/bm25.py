@@ -10,6 +10,12 @@ update, so any change to the store makes the index stale and it is rebuilt whole
   ``replace_document``/``delete_document``, which change a record, so every ingest, replace
   and delete changes the stamp. (Raw ``upsert``/``delete`` of chunks that leaves the count and
   the records unchanged is not noticed.)
+* **Versioned stores.** A store whose ``version()`` is not None (pgvector, shared by
+  replicas) keeps a write counter bumped in each write's own transaction; the stamp is that
+  counter, read on *every* search (one indexed row), so a write or delete through any
+  replica is seen by the next keyword search everywhere, whatever ``check_interval_s``. When
+  such a stamp moves, persisted versions other than the new one are removed at once, so the
+  text of chunks deleted through another replica does not stay in this one's files.
 * **Noticing changes.** A write through this process's ``DocumentService`` calls
   ``KeywordIndex.mark_stale()`` (and ``retrieval.keywords`` starts a rebuild in the
   background); the next search compares stamps at once. Writes by *another*
@@ -122,7 +128,14 @@ class KeywordTokenizer:
 
 
 def store_stamp(store: VectorStore) -> str:
-    """Return a digest of the store's state that changes with every ingest and delete."""
+    """Return a token of the store's state that changes with every ingest and delete.
+
+    The store's own ``version()`` when it keeps one (pgvector: a counter moved in each write's
+    transaction), else a digest of the chunk count and the document records.
+    """
+    version = store.version()
+    if version is not None:
+        return f"version:{version}"
     digest = hashlib.sha256(f"{store.count()}\n".encode())
     for record in sorted(store.list_documents(), key=lambda r: r.id):
         digest.update(
@@ -394,10 +407,11 @@ class KeywordIndex:
         with self._lock:
             index = self._index
             due = self._clock() - self._checked_at >= self.check_interval_s
-            if index is not None and not (force_check or self._stale or due):
+            version = self.store.version()  # cheap where kept: checked on every search
+            if index is not None and version is None and not (force_check or self._stale or due):
                 return index
             self._stale = False
-            stamp = store_stamp(self.store)
+            stamp = f"version:{version}" if version is not None else store_stamp(self.store)
             self._checked_at = self._clock()
             if index is not None and index.stamp == stamp:
                 return index
@@ -407,7 +421,17 @@ class KeywordIndex:
             if index is None:
                 index = self._rebuild(stamp)
             self._index = index
+            if version is not None and self.folder is not None:
+                self._keep_only_current()  # no older copy of deleted chunks' text stays
             return index
+
+    def _keep_only_current(self) -> None:
+        assert self.folder is not None
+        try:
+            current = json.loads((self.folder / CURRENT_FILE).read_text("utf-8"))["version"]
+        except (OSError, ValueError, KeyError):
+            current = None
+        _remove_versions_except(self.folder, None if current is None else str(current))
 
     def purge(self) -> None:
         """Rebuild from the store now and delete every older persisted version at once.
@@ -422,11 +446,10 @@ class KeywordIndex:
             self._stale = False
             self._checked_at = self._clock()
             if self.folder is not None:
-                keep = None
                 if index.stamp:  # saved: CURRENT names it
-                    current = json.loads((self.folder / CURRENT_FILE).read_text("utf-8"))
-                    keep = str(current["version"])
-                _remove_versions_except(self.folder, keep)
+                    self._keep_only_current()
+                else:
+                    _remove_versions_except(self.folder, None)
 
     def _load_matching(self, stamp: str) -> BM25Index | None:
         assert self.folder is not None

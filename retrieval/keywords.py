@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from core.errors import RagError
+from core.errors import CollectionNotFound, RagError
 from core.types import Hit
 from retrieval.bm25 import KeywordIndex, KeywordTokenizer
 from vectorstores.base import Filter, VectorStore
@@ -72,8 +72,15 @@ class KeywordIndexes:
     def search(
         self, collection: str, query: str, top_k: int, filter: Filter | None = None
     ) -> list[Hit]:
-        """BM25 search of a collection, after bringing its index up to date."""
-        return self.get(collection).search(query, top_k, filter)
+        """BM25 search of a collection, after bringing its index up to date.
+
+        A collection found deleted (through another replica) loses its index files here too.
+        """
+        try:
+            return self.get(collection).search(query, top_k, filter)
+        except CollectionNotFound:
+            self.drop(collection)
+            raise
 
     def unknown_share(self, collection: str, text: str) -> float:
         """The share of ``text``'s distinct keywords absent from the collection's index."""

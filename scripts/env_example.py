@@ -29,6 +29,7 @@ PGVECTOR_COMPOSE_FIXED = (
     "RAG_SERVER__PORT",
     "RAG_VECTORSTORE__BACKEND",
     "RAG_VECTORSTORE__PGVECTOR__URL",
+    "RAG_JOBS__WORKERS",
 )
 # Where the Dockerfile decides instead of the setting's default.
 IMAGE_NOTES = {"RAG_SERVER__HOST": "The image's CMD serves on all interfaces (--host 0.0.0.0)."}

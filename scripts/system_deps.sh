@@ -11,6 +11,7 @@ what=${1:-test}
 runtime=(tesseract-ocr tesseract-ocr-eng)
 test_only=(
   chromium                                             # the web page tests drive it (tests/ui)
+  nginx                                                # deploy/nginx.conf runs (tests/deploy)
   python3.11-doc debian-reference-en postgresql-doc-15 # retrieval evaluation corpora (bench/eval)
 )
 packages=("${runtime[@]}")

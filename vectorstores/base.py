@@ -121,6 +121,15 @@ class VectorStore(Protocol):
     def all_chunks(self) -> list[Chunk]:
         """Return every chunk of the collection (used to rebuild derived indexes)."""
 
+    def version(self) -> str | None:
+        """Return a token that changes with every committed write, or None if none is kept.
+
+        Meant for derived state (the keyword index) in several processes: it must be cheap
+        (one indexed row, read on every keyword search) and it also changes when the
+        collection is deleted and recreated under the same name. Backends without such a
+        counter return None; callers then derive a stamp from the document records.
+        """
+
     def persist(self) -> None:
         """Make everything written so far durable (a no-op where writes already are)."""
 

@@ -271,6 +271,10 @@ class ChromaStore:
                 offset += self._batch
         return sorted(chunks, key=lambda c: (c.document_id, *chunk_order(c)))
 
+    def version(self) -> None:
+        """Return None: no write counter is kept (Chroma keeps no write counter)."""
+        return None
+
     def persist(self) -> None:
         """Do nothing: Chroma persists every write itself."""
 

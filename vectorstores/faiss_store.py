@@ -486,6 +486,10 @@ class FaissStore:
         """Number of deleted ids still in the index, awaiting the next compaction."""
         return len(self._index.tombstones)
 
+    def version(self) -> None:
+        """Return None: no write counter is kept (one process writes the collection)."""
+        return None
+
     def persist(self) -> None:
         """Write the index file now (SQLite is durable after every write already)."""
         with self._write_lock:

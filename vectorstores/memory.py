@@ -227,6 +227,10 @@ class MemoryStore:
             chunks = list(self._chunks.values())
         return sorted(chunks, key=lambda c: (c.document_id, *chunk_order(c)))
 
+    def version(self) -> None:
+        """Return None: no write counter is kept (nothing else shares it)."""
+        return None
+
     def persist(self) -> None:
         """Do nothing: the memory backend keeps nothing."""
 

@@ -15,7 +15,8 @@
 * **Schema.** ``prepare`` runs at start, under an advisory lock so several replicas starting
   together do not race: it makes sure the ``vector`` extension exists (creating it when the
   user may), creates the schema's tables on first use and records ``SCHEMA_VERSION`` in
-  ``<schema>.meta``. A database whose schema has a newer version is refused.
+  ``<schema>.meta``. An older schema is migrated in the same transaction (version 2 added
+  ``collections.version``); a database whose schema has a newer version is refused.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from core.errors import BackendUnavailable, ConfigurationError, Overloaded
 log = logging.getLogger(__name__)
 
 #: Version of the tables this code reads and writes; bump it with a migration in ``prepare``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 URL_SETTING = "RAG_VECTORSTORE__PGVECTOR__URL"
 _UNREACHABLE = (
     "connection refused",
@@ -295,7 +296,7 @@ def _create_tables(conn: psycopg.Connection[Any], schema: str) -> None:
     for statement in (
         "CREATE TABLE {s}.collections (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, "
         "embedding_model text NOT NULL, dimension integer NOT NULL, "
-        "created_at double precision NOT NULL)",
+        "created_at double precision NOT NULL, version bigint NOT NULL DEFAULT 0)",
         "CREATE TABLE {s}.documents (collection_id bigint NOT NULL "
         "REFERENCES {s}.collections (id) ON DELETE CASCADE, id text NOT NULL, "
         "source text NOT NULL, content_hash text NOT NULL, chunk_count integer NOT NULL, "
@@ -303,6 +304,25 @@ def _create_tables(conn: psycopg.Connection[Any], schema: str) -> None:
         "updated_at double precision NOT NULL, PRIMARY KEY (collection_id, id))",
     ):
         conn.execute(sql.SQL(statement).format(s=ident))
+
+
+def _migrate(conn: psycopg.Connection[Any], schema: str, found: int) -> None:
+    """Bring a schema of an older ragserver up to ``SCHEMA_VERSION`` (inside ``prepare``)."""
+    ident = sql.Identifier(schema)
+    if found < 2:  # version 2: the per-collection write counter read by keyword indexes
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {s}.collections ADD COLUMN IF NOT EXISTS version bigint NOT NULL "
+                "DEFAULT 0"
+            ).format(s=ident)
+        )
+    conn.execute(
+        sql.SQL("UPDATE {} SET value = %s WHERE key = 'schema_version'").format(
+            sql.Identifier(schema, "meta")
+        ),
+        [str(SCHEMA_VERSION)],
+    )
+    log.info("schema '%s' migrated from version %d to %d", schema, found, SCHEMA_VERSION)
 
 
 def prepare(db: Database, schema: str) -> None:
@@ -339,6 +359,8 @@ def prepare(db: Database, schema: str) -> None:
                     sql.SQL("INSERT INTO {} VALUES ('schema_version', %s)").format(meta),
                     [str(SCHEMA_VERSION)],
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                _migrate(conn, schema, int(row[0]))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise ConfigurationError(
                     f"{target}: schema '{schema}' holds ragserver schema version {row[0]}, "

@@ -3,7 +3,9 @@
 Tables, in the schema ``db_schema`` (``ragserver`` by default; see ``pgvector_db`` for its
 creation and versioning):
 
-* ``collections``: id, name, embedding model, dimension.
+* ``collections``: id, name, embedding model, dimension, and ``version``: a write counter
+  bumped by every write in its own transaction (``version()``; keyword indexes in every
+  replica compare it on each search).
 * ``documents``: one row per document record, keyed by (collection id, document id), with the
   user metadata as JSONB; deleted with its collection.
 * ``chunks_<collection id>``: one table per collection, because an HNSW index needs a fixed
@@ -15,6 +17,12 @@ document, deletes its old chunks (and chunks of the new ids that belonged to oth
 documents), copies the new ones in (``COPY ... FORMAT BINARY``) and upserts the record, so a
 reader sees the old version or the new one and two replicas storing the same document at once
 leave one copy.
+
+A store object follows its collection by name: when its table or row is gone (another replica
+deleted the collection, and perhaps created one of the same name), the name is looked up again
+and the operation runs once more on the new collection; ``CollectionNotFound`` only when no
+collection of that name (and model and dimension) exists. Large first loads take the bulk path
+of ``pgvector_index`` (the HNSW index built once after the copy).
 
 Search asks the HNSW index for ``top_k + 1`` rows ordered by cosine distance (with
 ``hnsw.ef_search`` raised to that many), the filter applied in the same query; ties at the cut
@@ -30,8 +38,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +66,10 @@ from vectorstores.common import (
     stamp_record,
     validate_collection_name,
 )
+from vectorstores.pgvector_binding import BoundCollection, Conn
 from vectorstores.pgvector_db import Database, prepare
 from vectorstores.pgvector_filters import to_pg_where
+from vectorstores.pgvector_index import HnswParams, begin_bulk, create_hnsw_index, end_bulk
 
 _MAX_EF_SEARCH = 1000
 _RECORD_COLUMNS = sql.SQL("id, source, content_hash, chunk_count, metadata, created_at, updated_at")
@@ -109,7 +118,7 @@ def _chunk(row: Sequence[Any]) -> Chunk:
     return Chunk(id=row[0], document_id=row[1], text=row[2], metadata=dict(row[3]))
 
 
-class PgVectorStore:
+class PgVectorStore(BoundCollection):
     """One collection of the pgvector backend (see the module docstring)."""
 
     supports_filters = True
@@ -120,7 +129,7 @@ class PgVectorStore:
         schema: str,
         collection_id: int,
         info: tuple[str, str, int],
-        ef_search: int,
+        hnsw: HnswParams,
     ) -> None:
         """Wrap a collection's rows.
 
@@ -129,31 +138,16 @@ class PgVectorStore:
             schema: The schema of ragserver's tables.
             collection_id: The collection's row id (its chunk table is ``chunks_<id>``).
             info: Name, embedding model and dimension.
-            ef_search: HNSW search breadth (raised to the number of rows asked for).
+            hnsw: HNSW parameters: search breadth (raised to the number of rows asked for),
+                build parameters and the bulk path's (``pgvector_index``).
         """
-        self._db = db
-        self._id = collection_id
-        self.name, self.embedding_model, self.dimension = info
-        self._ef_search = ef_search
-        self._chunks = sql.Identifier(schema, f"chunks_{collection_id}")
-        self._docs = sql.Identifier(schema, "documents")
-
-    @contextmanager
-    def _tx(self, *, read_only: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction, or for a single read a plain autocommit connection (fewer trips)."""
-        try:
-            with self._db.connection() if read_only else self._db.transaction() as conn:
-                yield conn
-        except psycopg.errors.UndefinedTable as exc:
-            raise CollectionNotFound(
-                f"collection '{self.name}' was deleted", {"name": self.name}
-            ) from exc
+        super().__init__(db, schema, collection_id, info)
+        self._hnsw = hnsw
+        self._ef_search = hnsw.ef_search
 
     # -- writes -------------------------------------------------------------------------
 
-    def _remove(
-        self, conn: psycopg.Connection[Any], where: sql.Composable, params: list[Any]
-    ) -> set[str]:
+    def _remove(self, conn: Conn, where: sql.Composable, params: list[Any]) -> set[str]:
         """Delete chunks matching ``where``; return the ids of the documents they belonged to."""
         rows = conn.execute(
             sql.SQL("DELETE FROM {} WHERE {} RETURNING document_id").format(self._chunks, where),
@@ -161,7 +155,8 @@ class PgVectorStore:
         ).fetchall()
         return {r[0] for r in rows}
 
-    def _copy(self, conn: psycopg.Connection[Any], chunks: Sequence[Chunk], arr: Vector) -> None:
+    def _copy(self, conn: Conn, chunks: Sequence[Chunk], arr: Vector, *, bulk: bool) -> None:
+        """Copy rows in; after a ``begin_bulk`` that dropped the index, build it again."""
         statement = sql.SQL(
             "COPY {} (id, document_id, position, text, metadata, embedding) "
             "FROM STDIN WITH (FORMAT BINARY)"
@@ -172,8 +167,10 @@ class PgVectorStore:
                 position = chunk_order(chunk)[0]
                 row = (chunk.id, chunk.document_id, position, chunk.text, Jsonb(chunk.metadata))
                 copy.write_row((*row, vector))
+        if bulk:
+            end_bulk(conn, self._chunks, self._hnsw)
 
-    def _recount(self, conn: psycopg.Connection[Any], document_ids: set[str]) -> None:
+    def _recount(self, conn: Conn, document_ids: set[str]) -> None:
         if not document_ids:
             return
         conn.execute(
@@ -191,10 +188,15 @@ class PgVectorStore:
         arr = check_vectors(vectors, len(cleaned), self.dimension, self.name)
         if not cleaned:
             return
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
+            bulk = begin_bulk(conn, self._chunks, len(cleaned), self._hnsw)
             touched = self._remove(conn, _BY_IDS, [[c.id for c in cleaned]])
-            self._copy(conn, cleaned, arr)
+            self._copy(conn, cleaned, arr, bulk=bulk)
             self._recount(conn, touched | {c.document_id for c in cleaned})
+            self._bump(conn)
+
+        self._run(write)
 
     def replace_document(
         self, record: DocumentRecord, chunks: Sequence[Chunk], vectors: Vector
@@ -205,21 +207,26 @@ class PgVectorStore:
         for value, what in ((record.id, "document id"), (record.source, "source")):
             _check_text(value, what)
         _check_storable(clean_metadata(record.metadata), "document metadata")
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [record.id, self._id]
             )
+            bulk = begin_bulk(conn, self._chunks, len(cleaned), self._hnsw)
             previous = self._get_document(conn, record.id)
             touched = self._remove(
                 conn,
                 sql.SQL("document_id = %s OR id = ANY(%s)"),
                 [record.id, [c.id for c in cleaned]],
             )
-            self._copy(conn, cleaned, arr)
+            self._copy(conn, cleaned, arr, bulk=bulk)
             self._put_record(conn, stamp_record(record, previous, len(cleaned)))
             self._recount(conn, touched - {record.id})
+            self._bump(conn)
 
-    def _put_record(self, conn: psycopg.Connection[Any], record: DocumentRecord) -> None:
+        self._run(write)
+
+    def _put_record(self, conn: Conn, record: DocumentRecord) -> None:
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (collection_id, {}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
@@ -244,13 +251,19 @@ class PgVectorStore:
         """Delete chunks by id; missing ids are ignored."""
         if not chunk_ids:
             return
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> None:
             touched = self._remove(conn, _BY_IDS, [list(chunk_ids)])
-            self._recount(conn, touched)
+            if touched:
+                self._recount(conn, touched)
+                self._bump(conn)
+
+        self._run(write)
 
     def delete_document(self, document_id: str) -> bool:
         """Delete a document's record and chunks (found through the document id index)."""
-        with self._tx() as conn:
+
+        def write(conn: Conn) -> bool:
             removed = self._remove(conn, _BY_DOCUMENT, [document_id])
             row = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE collection_id = %s AND id = %s RETURNING id").format(
@@ -258,7 +271,12 @@ class PgVectorStore:
                 ),
                 [self._id, document_id],
             ).fetchone()
-        return row is not None or bool(removed)
+            if row is None and not removed:
+                return False
+            self._bump(conn)
+            return True
+
+        return self._run(write)
 
     # -- search -------------------------------------------------------------------------
 
@@ -270,19 +288,19 @@ class PgVectorStore:
         limit: int,
         exact: bool,
     ) -> list[tuple[Any, ...]]:
-        statement = sql.SQL(
-            "SELECT id, document_id, text, metadata, embedding <=> %s AS distance FROM {} "
-            "WHERE {} ORDER BY distance LIMIT %s"
-        ).format(self._chunks, where)
-        if not exact and limit <= self._ef_search:  # the connection's ef_search will do
-            with self._tx(read_only=True) as conn:
-                return conn.execute(statement, [query, *params, limit]).fetchall()
-        with self._tx() as conn:
+        def read(conn: Conn) -> list[tuple[Any, ...]]:
+            statement = sql.SQL(
+                "SELECT id, document_id, text, metadata, embedding <=> %s AS distance FROM {} "
+                "WHERE {} ORDER BY distance LIMIT %s"
+            ).format(self._chunks, where)
             if exact:  # a sequential scan of the matching rows, then a sort: exact
                 conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-            else:
+            elif limit > self._ef_search:
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(limit)])
             return conn.execute(statement, [query, *params, limit]).fetchall()
+
+        # One statement on the connection's own ef_search needs no transaction (fewer trips).
+        return self._run(read, read_only=not exact and limit <= self._ef_search)
 
     def search(
         self,
@@ -296,12 +314,11 @@ class PgVectorStore:
         query = prepare_query(vector, self.dimension, self.name)[0]
         where, params = to_pg_where(filter, sql.Identifier("metadata"))
         if not query.any():  # no direction: every similarity is 0 (pgvector would say NaN)
-            statement = sql.SQL(
+            template = (
                 'SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY id COLLATE "C" '
                 "LIMIT %s"
-            ).format(self._chunks, where)
-            with self._tx(read_only=True) as conn:
-                rows = conn.execute(statement, [*params, top_k]).fetchall()
+            )
+            rows = self._rows(template, [*params, top_k], where)
             return sort_hits([Hit(_chunk(row), 0.0) for row in rows], top_k, score_threshold)
         asked = top_k + 1  # one more than wanted, to see whether the cut falls inside a tie
         exact = asked > _MAX_EF_SEARCH
@@ -321,13 +338,10 @@ class PgVectorStore:
 
     def count(self) -> int:
         """Return the number of chunks stored."""
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(self._chunks)).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._rows("SELECT count(*) FROM {}", [])
+        return int(rows[0][0]) if rows else 0
 
-    def _get_document(
-        self, conn: psycopg.Connection[Any], document_id: str
-    ) -> DocumentRecord | None:
+    def _get_document(self, conn: Conn, document_id: str) -> DocumentRecord | None:
         row = conn.execute(
             sql.SQL("SELECT {} FROM {} WHERE collection_id = %s AND id = %s").format(
                 _RECORD_COLUMNS, self._docs
@@ -338,13 +352,11 @@ class PgVectorStore:
 
     def get_document(self, document_id: str) -> DocumentRecord | None:
         """Return a document's record, or None."""
-        with self._tx(read_only=True) as conn:
-            return self._get_document(conn, document_id)
+        return self._read_documents(lambda conn: self._get_document(conn, document_id))
 
     def _documents_where(self, filter: Filter | None) -> tuple[sql.Composable, list[Any]]:
         view = sql.SQL("(metadata || jsonb_build_object('source', source, 'document_id', id))")
-        where, params = to_pg_where(filter, view)
-        return sql.SQL("collection_id = %s AND {}").format(where), [self._id, *params]
+        return to_pg_where(filter, view)
 
     def list_documents(
         self, filter: Filter | None = None, limit: int | None = None, offset: int = 0
@@ -353,30 +365,31 @@ class PgVectorStore:
         page([], limit, offset)  # checks the bounds
         where, params = self._documents_where(filter)
         statement = sql.SQL(
-            'SELECT {} FROM {} WHERE {} ORDER BY source COLLATE "C", id COLLATE "C" '
-            "LIMIT %s OFFSET %s"
+            "SELECT {} FROM {} WHERE collection_id = %s AND {} "
+            'ORDER BY source COLLATE "C", id COLLATE "C" LIMIT %s OFFSET %s'
         ).format(_RECORD_COLUMNS, self._docs, where)
-        with self._tx(read_only=True) as conn:
-            rows = conn.execute(statement, [*params, limit, offset]).fetchall()
+        rows = self._read_documents(
+            lambda conn: conn.execute(statement, [self._id, *params, limit, offset]).fetchall()
+        )
         return [_record(r) for r in rows]
 
     def count_documents(self, filter: Filter | None = None) -> int:
         """Return the number of documents matching ``filter``."""
         where, params = self._documents_where(filter)
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self._docs, where), params
-            ).fetchone()
-        return int(row[0]) if row else 0
+        statement = sql.SQL("SELECT count(*) FROM {} WHERE collection_id = %s AND {}").format(
+            self._docs, where
+        )
+        rows = self._read_documents(
+            lambda conn: [r for r in conn.execute(statement, [self._id, *params]) if r[0]]
+        )
+        return int(rows[0][0]) if rows else 0
 
     def _select_chunks(
         self, where: sql.Composable, params: list[Any], order: sql.Composable
     ) -> list[Chunk]:
-        statement = sql.SQL(
-            "SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY {}"
-        ).format(self._chunks, where, order)
-        with self._tx(read_only=True) as conn:
-            return [_chunk(r) for r in conn.execute(statement, params).fetchall()]
+        template = "SELECT id, document_id, text, metadata FROM {} WHERE {} ORDER BY {}"
+        rows = self._rows(template, params, where, order)
+        return [_chunk(r) for r in rows]
 
     def get_chunks(self, document_id: str) -> list[Chunk]:
         """Return a document's chunks ordered by position, then id."""
@@ -409,6 +422,8 @@ class PgVectorClient:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         hnsw_ef_search: int = 64,
+        bulk_min_rows: int = 1000,
+        maintenance_work_mem: str = "512MB",
         **unknown: Any,
     ) -> None:
         """Connect, make sure the extension and the tables exist, check the schema version.
@@ -423,6 +438,9 @@ class PgVectorClient:
             hnsw_m: HNSW graph degree of new collections.
             hnsw_ef_construction: HNSW build breadth of new collections.
             hnsw_ef_search: HNSW search breadth.
+            bulk_min_rows: Smallest write that builds the HNSW index after the copy when
+                the table holds no more rows than it writes (0: never; ``pgvector_index``).
+            maintenance_work_mem: PostgreSQL memory for such an index build.
             **unknown: Refused; present so that a misspelt option is a configuration error.
 
         Raises:
@@ -433,21 +451,26 @@ class PgVectorClient:
             raise ConfigurationError(f"unknown pgvector options: {sorted(unknown)}")
         if not db_schema or "\x00" in db_schema:
             raise ConfigurationError("RAG_VECTORSTORE__PGVECTOR__DB_SCHEMA must not be empty")
-        self._ef_search = min(hnsw_ef_search, _MAX_EF_SEARCH)
+        self._hnsw = HnswParams(
+            m=hnsw_m,
+            ef_construction=hnsw_ef_construction,
+            ef_search=min(hnsw_ef_search, _MAX_EF_SEARCH),
+            bulk_min_rows=bulk_min_rows,
+            maintenance_work_mem=maintenance_work_mem,
+        )
         self._db = Database(
             url,
             pool_size=pool_size,
             connect_timeout_s=connect_timeout_s,
-            session={"hnsw.ef_search": str(self._ef_search)},
+            session={"hnsw.ef_search": str(self._hnsw.ef_search)},
         )
         self._schema = db_schema
-        self._hnsw = (hnsw_m, hnsw_ef_construction)
         self._collections = sql.Identifier(db_schema, "collections")
         prepare(self._db, db_schema)
 
     def _store(self, row: Sequence[Any]) -> PgVectorStore:
         info = (str(row[1]), str(row[2]), int(row[3]))
-        return PgVectorStore(self._db, self._schema, int(row[0]), info, self._ef_search)
+        return PgVectorStore(self._db, self._schema, int(row[0]), info, self._hnsw)
 
     def _find(self, name: str) -> PgVectorStore | None:
         with self._db.connection() as conn:
@@ -459,23 +482,17 @@ class PgVectorClient:
             ).fetchone()
         return self._store(row) if row else None
 
-    def _create_table(self, conn: psycopg.Connection[Any], collection_id: int, dim: int) -> None:
+    def _create_table(self, conn: Conn, collection_id: int, dim: int) -> None:
         table = sql.Identifier(self._schema, f"chunks_{collection_id}")
-        m, ef_construction = self._hnsw
         for statement in (
             "CREATE TABLE {t} (id text PRIMARY KEY, document_id text NOT NULL, "
             "position integer NOT NULL, text text NOT NULL, metadata jsonb NOT NULL, "
             "embedding vector({dim}) NOT NULL)",
             "CREATE INDEX ON {t} (document_id)",
             "CREATE INDEX ON {t} USING gin (metadata jsonb_path_ops)",
-            "CREATE INDEX ON {t} USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = {m}, ef_construction = {ef})",
         ):
-            conn.execute(
-                sql.SQL(statement).format(
-                    t=table, dim=sql.Literal(dim), m=sql.Literal(m), ef=sql.Literal(ef_construction)
-                )
-            )
+            conn.execute(sql.SQL(statement).format(t=table, dim=sql.Literal(dim)))
+        create_hnsw_index(conn, table, self._hnsw)
 
     def create_collection(self, name: str, embedding_model: str, dimension: int) -> PgVectorStore:
         """Create a collection and its chunk table; raises ``CollectionExists`` if it exists."""

@@ -22,6 +22,7 @@ from tests.app.test_conversations_api import (
 from tests.app.test_delete_leaves_no_text import backend_settings, files_holding
 from tests.fakes import EchoGenerator, HashEmbedder
 from tests.pg import PgCluster
+from vectorstores.pgvector_db import SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +62,8 @@ def test_turns_live_in_postgres_and_survive_a_restart(
             (version,) = conn.execute(
                 "SELECT value FROM ragserver.meta WHERE key = 'schema_version'"
             ).fetchone()  # type: ignore[misc]
-            assert version == "1"  # the vector store's schema is not migrated
+            # The conversation tables do not change the vector store's schema version.
+            assert version == str(SCHEMA_VERSION)
         # Nothing of the conversation is written to ragserver's own data directory.
         assert files_holding(configured.data_dir, SECRET) == []
 

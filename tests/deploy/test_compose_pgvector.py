@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,14 +82,91 @@ def test_the_password_is_required_not_defaulted() -> None:
     assert ("POSTGRES_PASSWORD", "") in df.env_example_assignments()
 
 
-def test_api_is_the_same_service_as_in_the_chroma_file() -> None:
+def test_services_are_the_proxy_api_replicas_a_worker_and_postgres() -> None:
+    assert set(df.compose(FILE)["services"]) == {"proxy", "api", "worker", "postgres"}
     api, chroma_api = df.service("api", FILE), df.service("api")
-    for key in ("build", "env_file", "ports", "volumes", "healthcheck", "restart"):
+    for key in ("build", "env_file", "healthcheck", "restart"):
         assert api[key] == chroma_api[key], key
     chroma_env = df.service_env("api")
     for key in ("RAG_DATA_DIR", "RAG_SERVER__PORT"):
         assert df.service_env("api", FILE)[key] == chroma_env[key]
-    assert set(df.compose(FILE)["services"]) == {"api", "postgres"}
+    assert "ports" not in api  # reached through the proxy only
+    assert api["expose"] == [chroma_env["RAG_SERVER__PORT"]]
+    assert int(interpolate(str(api["deploy"]["replicas"]), {})) >= 2
+    assert "volumes" not in api  # each replica's /data is its own (derived state only)
+
+
+def test_api_replicas_take_no_jobs_and_the_worker_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    api_env = df.service_env("api", FILE)
+    assert api_env["RAG_JOBS__WORKERS"] == "0"
+    worker = df.service("worker", FILE)
+    assert worker["build"] == df.service("api", FILE)["build"]  # the same image
+    assert df.image_command()[0] == "ragserver"
+    assert worker["command"] == ["worker"]  # ENTRYPOINT ragserver: `ragserver worker`
+    worker_env = df.service_env("worker", FILE)
+    assert "RAG_JOBS__WORKERS" not in worker_env  # the default: it runs jobs
+    for key in ("RAG_DATA_DIR", "RAG_VECTORSTORE__BACKEND", "RAG_VECTORSTORE__PGVECTOR__URL"):
+        assert worker_env[key] == api_env[key], key
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name, value in worker_env.items():
+        monkeypatch.setenv(name, interpolate(value, {"POSTGRES_PASSWORD": "s3cret"}))
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.jobs.workers >= 1  # type: ignore[attr-defined]
+
+
+def test_worker_is_a_command_of_the_image() -> None:
+    result = subprocess.run(
+        [str(df.VENV_BIN / "ragserver"), "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_proxy_publishes_the_one_port_and_waits_for_healthy_replicas() -> None:
+    proxy = df.service("proxy", FILE)
+    assert proxy["ports"] == df.service("api")["ports"]  # where the Chroma file's api is
+    assert proxy["image"].startswith("nginx:1.")
+    (mount,) = proxy["volumes"]
+    source, target, mode = mount.split(":")
+    assert (df.ROOT / source).resolve() == df.NGINX_CONF
+    assert (target, mode) == ("/etc/nginx/nginx.conf", "ro")
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    conf = df.NGINX_CONF.read_text()
+    published = proxy["ports"][0].rsplit(":", 1)[1]
+    assert f"listen {published};" in conf
+    api_port = df.service_env("api", FILE)["RAG_SERVER__PORT"]
+    assert f"set $api http://api:{api_port};" in conf
+    test = proxy["healthcheck"]["test"]
+    assert test[-1] == f"http://127.0.0.1:{published}/proxy-health"
+    assert "location = /proxy-health" in conf
+
+
+def worker_healthcheck(url: str) -> subprocess.CompletedProcess[str]:
+    test = df.service("worker", FILE)["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    env = {"RAG_VECTORSTORE__PGVECTOR__URL": url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, *test[2:]], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.integration
+def test_worker_healthcheck_reaches_the_database(pg_cluster: PgCluster) -> None:
+    assert worker_healthcheck(pg_cluster.url()).returncode == 0
+
+
+def test_worker_healthcheck_fails_without_the_database() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = worker_healthcheck(f"postgresql://ragserver:x@127.0.0.1:{port}/ragserver")
+    assert result.returncode != 0
+    assert "Connection refused" in result.stderr or "connection" in result.stderr.lower()
 
 
 def healthcheck_command() -> list[str]:
