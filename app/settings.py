@@ -366,27 +366,52 @@ class LLMSettings(BaseModel):
     max_retries: int = Field(2, description="Provider retries with backoff.")
     concurrency: int = Field(1, description="Generations run at once (hf_local).")
     queue_size: int = Field(8, description="Generations waiting; more are answered 503.")
-    load_at_startup: bool = Field(True, description="Load the generator at start-up.")
+    load_at_startup: bool = Field(
+        True,
+        description="Load the generator at start-up; skipped when the default answer mode needs "
+        "no model (extractive, or auto with the bundled SmolLM2-135M): it then loads on the "
+        "first generative request.",
+    )
     answer_mode: Literal["extractive", "generative", "auto"] = Field(
         "auto",
         description="Default answer mode: extractive (the best evidence sentences, cited, no "
         "model call), generative (the model writes the answer), auto (extractive with the "
         "bundled SmolLM2-135M, generative with any other model).",
     )
+    prompt_profile: Literal["auto", "compact", "full"] = Field(
+        "auto",
+        description="How generative answers are prompted: compact (for small instruct models: "
+        "the short_answer template over only the chunks holding the best evidence, a short "
+        "answer reserve, stop sequences), full (the strategy's template over every chunk that "
+        "fits, max_new_tokens reserved), auto (compact with the bundled SmolLM2-135M, full with "
+        "any other model). A request naming a strategy or max_tokens keeps its choice.",
+    )
+    compact_sources: int = Field(
+        2, ge=1, le=20, description="Chunks a compact prompt holds (those of the best evidence)."
+    )
+    compact_max_new_tokens: int = Field(
+        80, ge=1, description="Answer length reserve of a compact prompt, in tokens."
+    )
     evidence_sentences: int = Field(
-        3,
+        4,
         ge=1,
         le=20,
         description="Evidence sentences returned with an answer (and quoted by an extractive one).",
     )
+    evidence_follow: Literal["none", "lead", "always"] = Field(
+        "always",
+        description="Extend each evidence sentence over the unit after it in its chunk (the "
+        "explanation after a signature line, the list after a colon): always, lead (only after "
+        "a sentence ending in ':' or shorter than 80 characters) or none.",
+    )
     abstain_below: float = Field(
-        0.539,
+        0.625,
         ge=0.0,
         le=1.0,
         description="Answer that the documents do not say (no model call) when the calibrated "
         "confidence that the retrieved passages answer the question is below this (chosen on "
-        "the Python-docs dev set: at most 5% of its answerable questions refused); 0 never "
-        "abstains.",
+        "the tune split of three corpora: at most 5% of its answerable questions refused); 0 "
+        "never abstains.",
     )
 
 

@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/bench_answers.py [--data-dir DATA] [--collection pydocs]
         [--questions /work/shared/eval/dev_questions.jsonl]
         [--unanswerable bench/eval/unanswerable_python.jsonl]
-        [--end-to-end] [--generative N] [--out bench/results/answers.md]
+        [--end-to-end] [--generative N] [--out bench/results/answers_python40.md]
 
 DATA (``$RAG_DATA_DIR``, else ``$TMPDIR/ragserver-bench-answers``) holds the collection of the
 369 corpus pages (``bench/corpus.py``); when it is missing or empty the script ingests them
@@ -300,7 +300,7 @@ def main() -> int:
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--keep-reads", type=Path, help="pickle the scored sentences here")
     parser.add_argument("--generative", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "answers.md")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "answers_python40.md")
     args = parser.parse_args()
 
     rows: list[dict[str, object]] = []

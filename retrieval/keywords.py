@@ -82,6 +82,10 @@ class KeywordIndexes:
             self.drop(collection)
             raise
 
+    def unknown_share(self, collection: str, text: str) -> float:
+        """The share of ``text``'s distinct keywords absent from the collection's index."""
+        return self.get(collection).refresh(force_check=False).unknown_share(self._tokenizer(text))
+
     def changed(self, collection: str, *, rebuild: bool = True) -> None:
         """Report a write to a collection: mark its index stale and rebuild it in the background.
 

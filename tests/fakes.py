@@ -84,6 +84,8 @@ class EchoGenerator:
 
         prompt = messages[-1]["content"]
         found = re.search(r"<source id=\"1\"[^>]*>\s*(.*?)</source>", prompt, re.S)
+        # The short_answer template shows sources as plain lines: "[1] text".
+        found = found or re.search(r"^\[1\] (.*)$", prompt, re.M)
         if not found:
             return "I could not find this in the documents."
         first = re.split(r"(?<=[.!?])\s", found.group(1).strip(), maxsplit=1)[0]

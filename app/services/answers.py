@@ -16,14 +16,17 @@ from app.settings import SecuritySettings, Settings
 from core import tracing
 from core.errors import InvalidRequest, LimitExceeded
 from core.types import Hit
-from llms.base import Completion, GenerationParams, Generator
+from llms.base import Completion, GenerationParams, Generator, TokenizerSpec
+from llms.gguf import DEFAULT_CONTEXT_WINDOW, DEFAULT_MODEL_NAME
 from llms.queue import GenerationGate, iterate_in_thread
 from prompts.budget import PackedPrompt
 from prompts.render import build_prompt, extract_final_answer
 from prompts.templates import TemplateRegistry
 from prompts.tokenizers import Tokenizer, tokenizer_for
+from prompts.types import ContextChunk
 from vectorstores.base import Filter
 
+from .compact import COMPACT_STOPS, COMPACT_STRATEGY, focus_order, renumber, use_compact
 from .evidence import Evidence
 from .observer import NullObserver, ServiceObserver
 from .reader import EvidenceReader, Reading, abstention_answer, extractive_answer, resolve_mode
@@ -118,14 +121,39 @@ class AnswerResult:
 
 
 class GeneratorHolder:
-    """Loads the answering model once, at start-up or on first use."""
+    """Loads the answering model once, at start-up or on first use.
 
-    def __init__(self, factory: Callable[[], Generator], backend: str) -> None:
+    When the configured model is the bundled SmolLM2-135M (``bundled``), its name, context
+    window and tokenizer are known without loading it, so answers that need no model
+    (extractive, abstentions) never load (or, on a first start, convert) it.
+    """
+
+    def __init__(
+        self, factory: Callable[[], Generator], backend: str, *, bundled: bool = False
+    ) -> None:
         self._factory = factory
         self._generator: Generator | None = None
         self._tokenizer: Tokenizer | None = None
         self._lock = threading.Lock()
         self.backend = backend
+        self.bundled = bundled
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded."""
+        return self._generator is not None
+
+    def model_name(self) -> str:
+        """The model's name; the bundled model's is known without loading it."""
+        if self._generator is None and self.bundled:
+            return DEFAULT_MODEL_NAME
+        return self.get().model_name
+
+    def context_window(self) -> int:
+        """The model's context length; the bundled model's is known without loading it."""
+        if self._generator is None and self.bundled:
+            return DEFAULT_CONTEXT_WINDOW
+        return self.get().context_window
 
     def get(self) -> Generator:
         """Return the generator, loading it first if needed."""
@@ -138,7 +166,10 @@ class GeneratorHolder:
     def tokenizer(self) -> Tokenizer:
         """The tokenizer that counts the generator's prompts (its ``tokenizer_spec``)."""
         if self._tokenizer is None:
-            self._tokenizer = tokenizer_for(self.get().tokenizer_spec)
+            unloaded_bundle = self._generator is None and self.bundled
+            # The bundled model's tokenizer loads from its GGUF file, without the weights.
+            spec = TokenizerSpec("hf") if unloaded_bundle else self.get().tokenizer_spec
+            self._tokenizer = tokenizer_for(spec)
         return self._tokenizer
 
     def close(self) -> None:
@@ -193,8 +224,8 @@ class AnswerService:
         return self._registry
 
     def model_name(self) -> str:
-        """The answering model's name (loads it if needed)."""
-        return self._generators.get().model_name
+        """The answering model's name (loads it if needed, unless it is the bundled one)."""
+        return self._generators.model_name()
 
     def _check(self, request: AnswerRequest) -> None:
         check_limits(self._settings.security, request)
@@ -211,7 +242,6 @@ class AnswerService:
         self._check(request)
         if not request.question.strip():
             raise InvalidRequest("the question is empty; ask something")
-        generator = self._generators.get()
         llm = self._settings.llm
         max_new = request.llm.max_tokens or llm.max_new_tokens
         top_k = request.top_k or self._settings.retrieval.top_k
@@ -219,14 +249,9 @@ class AnswerService:
             collection, request.question, top_k=top_k, filter=request.filter, mode=request.mode
         )
         retrieval_s = time.perf_counter() - started
-        window = llm.context_window or generator.context_window
-        if max_new >= window:
-            raise InvalidRequest(
-                f"max_tokens {max_new} leaves no room for a prompt in the model's "
-                f"{window}-token window; ask for fewer"
-            )
+        strategy = request.strategy or self._settings.prompts.default_strategy
         with tracing.span("packing", hits=len(outcome.hits)) as packing:
-            packed = self._pack(request, outcome.hits, window, max_new)
+            packed = self._pack(request, outcome.hits, max_new, strategy)
             packing.set_attribute("prompt_tokens", packed.report.prompt_tokens)
         temperature = (
             llm.temperature if request.llm.temperature is None else request.llm.temperature
@@ -239,16 +264,27 @@ class AnswerService:
         return Prepared(packed, outcome.hits, params, retrieval_s, started)
 
     def _pack(
-        self, request: AnswerRequest, hits: list[Hit], window: int, max_new: int
+        self,
+        request: AnswerRequest,
+        chunks: Sequence[Hit | ContextChunk],
+        max_new: int,
+        strategy: str,
     ) -> PackedPrompt:
+        """Render ``strategy`` over ``chunks`` and fit it to the window, ``max_new`` reserved."""
+        window = self._settings.llm.context_window or self._generators.context_window()
+        if max_new >= window:
+            raise InvalidRequest(
+                f"max_tokens {max_new} leaves no room for a prompt in the model's "
+                f"{window}-token window; ask for fewer"
+            )
         return build_prompt(
             request.question,
-            hits,
+            chunks,
             tokenizer=self._generators.tokenizer(),
             window=window,
             max_new_tokens=max_new,
             registry=self._registry,
-            strategy=request.strategy or self._settings.prompts.default_strategy,
+            strategy=strategy,
             history=request.history,
             examples=request.examples,
             role=request.role,
@@ -257,17 +293,47 @@ class AnswerService:
         )
 
     def prepare_answer(self, collection: str, request: AnswerRequest) -> Prepared:
-        """Retrieve, pack, then read the evidence and settle the answer mode (no model call)."""
+        """Retrieve, pack, then read the evidence and settle the answer mode (no model call).
+
+        A generative answer that does not abstain gets the compact prompt when the profile
+        asks for it (``app.services.compact``).
+        """
         prepared = self.prepare(collection, request)
         mode = resolve_mode(request.answer_mode, self._settings.llm.answer_mode, self.model_name())
         if self._reader is None:
             return dataclasses.replace(prepared, answer_mode=mode)
         t0 = time.perf_counter()
+        unknown = self._search.unknown_share(collection, request.question)
         with tracing.span("evidence", chunks=len(prepared.packed.chunks)):
-            reading = self._reader.read(request.question, [c.text for c in prepared.packed.chunks])
-        return dataclasses.replace(
+            reading = self._reader.read(
+                request.question, [c.text for c in prepared.packed.chunks], unknown
+            )
+        prepared = dataclasses.replace(
             prepared, reading=reading, answer_mode=mode, reading_s=time.perf_counter() - t0
         )
+        compact = use_compact(self._settings.llm.prompt_profile, self._generators.bundled)
+        if mode == "generative" and not reading.abstain and compact:
+            return self._compact(prepared, request)
+        return prepared
+
+    def _compact(self, prepared: Prepared, request: AnswerRequest) -> Prepared:
+        """Re-pack over the evidence's chunks with the short-answer template and stops."""
+        assert prepared.reading is not None
+        llm = self._settings.llm
+        chunks = prepared.packed.chunks
+        order = focus_order(prepared.reading.evidence, len(chunks), llm.compact_sources)
+        max_new = request.llm.max_tokens or llm.compact_max_new_tokens
+        packed = self._pack(
+            request,
+            [chunks[n - 1] for n in order],
+            max_new,
+            request.strategy or COMPACT_STRATEGY,
+        )
+        reading = dataclasses.replace(
+            prepared.reading, evidence=renumber(prepared.reading.evidence, order)
+        )
+        params = dataclasses.replace(prepared.params, max_new_tokens=max_new, stop=COMPACT_STOPS)
+        return dataclasses.replace(prepared, packed=packed, params=params, reading=reading)
 
     def finish(
         self, prepared: Prepared, text: str, completion: Completion | None, generation_s: float
@@ -304,7 +370,7 @@ class AnswerService:
             citations=citations_for(prepared, answer),
             usage=usage,
             timings=timings,
-            model=self._generators.get().model_name,
+            model=self._generators.model_name(),
             finish_reason=completion.finish_reason if completion is not None else "stop",
             evidence=reading.evidence if reading is not None else [],
             answer_mode=prepared.answer_mode,

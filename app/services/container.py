@@ -197,7 +197,20 @@ def build_generators(settings: Settings, generator: Generator | None = None) -> 
             return generator
         return create_generator(settings.llm.model_dump(), cache_dir=settings.data_dir / "models")
 
-    return GeneratorHolder(factory, settings.llm.backend)
+    bundled = generator is None and settings.llm.backend == "hf_local" and not settings.llm.model
+    return GeneratorHolder(factory, settings.llm.backend, bundled=bundled)
+
+
+def load_generator_at_startup(settings: Settings, generators: GeneratorHolder) -> bool:
+    """Whether to load the answering model at start-up.
+
+    Not when the default answer mode needs no model (extractive, or auto with the bundled
+    model): it then loads on the first generative request, and a server that only answers
+    extractively never loads (or converts, ~517 MB on a first start) it.
+    """
+    mode = settings.llm.answer_mode
+    answers_without_model = mode == "extractive" or (mode == "auto" and generators.bundled)
+    return settings.llm.load_at_startup and not answers_without_model
 
 
 def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
@@ -208,6 +221,7 @@ def build_reader(settings: Settings, embedder: Embedder) -> EvidenceReader:
         embedder,
         KeywordTokenizer(stopwords=True),
         sentences=settings.llm.evidence_sentences,
+        follow=settings.llm.evidence_follow,
         abstain_below=settings.llm.abstain_below,
     )
 
@@ -267,8 +281,10 @@ def build_services(settings: Settings, components: Components | None = None) -> 
         on_delete=search.keywords.purge,
     )
     generators = build_generators(settings, components.generator)
-    if settings.llm.load_at_startup:
+    if load_generator_at_startup(settings, generators):
         generators.get()
+    elif settings.llm.load_at_startup:
+        generators.tokenizer()  # prompts are still counted; the bundled one loads from its GGUF
     gate = GenerationGate(settings.llm.concurrency, settings.llm.queue_size)
     observer.watch_generation_queue(lambda: gate.depth, lambda: gate.active)
     answers = AnswerService(

@@ -11,11 +11,11 @@ Each chunk the prompt holds is split into sentences and code blocks
 * context: part of the best overlap of the unit just before it in the same paragraph run
   (a definition's signature line names what the next sentence explains).
 
-The weights were chosen on the tune half of the Python-docs dev set
-(``bench/bench_answers.py``): there the cosine plus the rank prior did best, and term overlap
-and context added nothing (weight 0; they stay available, and term coverage feeds the
-abstention confidence). Nothing here imports the web layer, the stores or the model
-code: callers pass the embedder and the keyword tokenizer.
+The weights were chosen on the tune split of #24's three corpora (Python docs, Debian
+Reference, PostgreSQL; ``bench/bench_answers_broad.py``): the cosine with a little term
+overlap and context did best, the rank prior added nothing (weight 0; it stays available),
+and term coverage feeds the abstention confidence. Nothing here imports the web layer, the
+stores or the model code: callers pass the embedder and the keyword tokenizer.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ __all__ = [
     "evidence_confidence",
     "rescore",
     "select_evidence",
+    "with_following",
 ]
 
 Terms = Callable[[str], list[str]]
@@ -69,8 +70,8 @@ class EvidenceWeights:
     """
 
     dense: float = 0.25
-    overlap: float = 0.0
-    rank: float = 0.2
+    overlap: float = 0.1
+    rank: float = 0.0
     context: float = 0.3
     min_chars: int = 1
 
@@ -195,20 +196,28 @@ def score_units(
 
 
 def evidence_confidence(
-    scored: Sequence[Evidence], coverage: float, weights: Sequence[float]
+    scored: Sequence[Evidence], coverage: float, weights: Sequence[float], unknown: float = 0.0
 ) -> float:
     """A calibrated probability that the chunks answer the question.
 
-    A logistic model over the best unit cosine, the best unit overlap and ``coverage`` (the
-    share of question terms found anywhere in the chunks), with ``weights`` =
-    ``(bias, dense, overlap, coverage)`` fitted on the dev set's tune half.
+    A logistic model over the best unit cosine, the best unit overlap, ``coverage`` (the
+    share of question terms found anywhere in the chunks) and ``unknown`` (the share of
+    question terms the whole collection never uses), with ``weights`` =
+    ``(bias, dense, overlap, coverage[, unknown])`` fitted on the dev set's tune half.
     """
     if not scored:
         return 0.0
-    bias, w_dense, w_overlap, w_coverage = weights
+    bias, w_dense, w_overlap, w_coverage, *rest = weights
+    w_unknown = rest[0] if rest else 0.0
     best_dense = max(e.dense for e in scored)
     best_overlap = max(e.overlap for e in scored)
-    z = bias + w_dense * best_dense + w_overlap * best_overlap + w_coverage * coverage
+    z = (
+        bias
+        + w_dense * best_dense
+        + w_overlap * best_overlap
+        + w_coverage * coverage
+        + w_unknown * unknown
+    )
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -253,3 +262,46 @@ def _cosines(question: str, texts: Sequence[str], embedder: SentenceEmbedder) ->
     vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
     query = np.asarray(embedder.embed_query(question), dtype=np.float32)
     return [float(x) for x in vectors @ query]
+
+
+FOLLOW_RULES: tuple[str, ...] = ("none", "lead", "always")
+LEAD_CHARS = 80
+"""A sentence shorter than this is a lead-in: a signature line or a heading-like phrase."""
+
+
+def with_following(
+    chosen: Sequence[Evidence], units: Sequence[Evidence], chunk_texts: Sequence[str], rule: str
+) -> list[Evidence]:
+    """Extend chosen sentences over the unit that follows them in their chunk.
+
+    An answer often spans two units: a definition's signature line and the sentence
+    explaining it, or a sentence ending in ``:`` and the list or code after it.
+
+    Args:
+        chosen: The selected sentences, best first.
+        units: Every scored unit of the chunks, in text order (``score_units``).
+        chunk_texts: The chunks, so the extended span's text is exact.
+        rule: ``none``; ``lead`` (extend a sentence ending in ``:`` or shorter than
+            ``LEAD_CHARS``); ``always``.
+
+    Returns:
+        The chosen evidence, each possibly spanning the next unit too
+        (``chunk_text[start:end] == text`` still holds).
+    """
+    if rule == "none":
+        return list(chosen)
+    taken = {(e.citation, e.start) for e in chosen}
+    following: dict[tuple[int, int], Evidence] = {}
+    for before, after in zip(units, units[1:], strict=False):
+        if before.citation == after.citation and after.start >= before.end:
+            following[(before.citation, before.start)] = after
+    out: list[Evidence] = []
+    for e in chosen:
+        nxt = following.get((e.citation, e.start))
+        lead = e.text.rstrip().endswith(":") or len(e.text) < LEAD_CHARS
+        if nxt is None or (nxt.citation, nxt.start) in taken or (rule == "lead" and not lead):
+            out.append(e)
+            continue
+        text = chunk_texts[e.citation - 1][e.start : nxt.end]
+        out.append(dataclasses.replace(e, end=nxt.end, text=text))
+    return out

@@ -21,15 +21,18 @@ from app.services.evidence import (
     evidence_confidence,
     score_units,
     term_coverage,
+    with_following,
 )
 from llms.gguf import DEFAULT_MODEL_NAME
 
 AnswerMode = Literal["extractive", "generative", "auto"]
 ANSWER_MODES: tuple[str, ...] = ("extractive", "generative", "auto")
 
-CONFIDENCE_WEIGHTS: tuple[float, float, float, float] = (-6.003, 8.911, -0.321, 1.907)
-"""``(bias, dense, overlap, coverage)`` of the abstention model, fitted on the tune half of
-the Python-docs dev set and its unanswerable questions (``bench/bench_answers.py``)."""
+CONFIDENCE_WEIGHTS: tuple[float, ...] = (-2.182, 8.643, -1.611, -0.179, -8.545)
+"""``(bias, dense, overlap, coverage, unknown)`` of the abstention model, fitted on the tune
+split of the three corpora's dev sets and their unanswerable questions
+(``bench/bench_answers_broad.py``): a question whose words the collection never uses is
+the strongest sign that the documents do not answer it."""
 
 NOT_IN_DOCUMENTS = "The documents do not say."
 
@@ -69,8 +72,9 @@ class EvidenceReader:
         embedder: SentenceEmbedder,
         terms: Terms,
         *,
-        sentences: int = 3,
-        abstain_below: float = 0.539,
+        sentences: int = 4,
+        follow: str = "always",
+        abstain_below: float = 0.625,
         weights: EvidenceWeights | None = None,
         confidence_weights: Sequence[float] = CONFIDENCE_WEIGHTS,
     ) -> None:
@@ -80,25 +84,33 @@ class EvidenceReader:
             embedder: Embeds sentences and the question.
             terms: Content words of a text (the BM25 tokenizer).
             sentences: Evidence sentences kept per answer.
+            follow: Extend each over the unit after it: ``none``, ``lead`` or ``always``
+                (``app.services.evidence.with_following``).
             abstain_below: Confidence under which the answer abstains; 0 never abstains.
             weights: How sentence scores combine; the tuned defaults when None.
-            confidence_weights: ``(bias, dense, overlap, coverage)`` of the confidence.
+            confidence_weights: ``(bias, dense, overlap, coverage, unknown)`` of the
+                confidence.
         """
         self._embedder = embedder
         self._terms = terms
         self.sentences = sentences
+        self.follow = follow
         self.abstain_below = abstain_below
         self._weights = weights or EvidenceWeights()
         self._confidence_weights = tuple(confidence_weights)
 
-    def read(self, question: str, chunk_texts: Sequence[str]) -> Reading:
-        """Pick the evidence for ``question`` in ``chunk_texts`` (citation order) and rate it."""
+    def read(self, question: str, chunk_texts: Sequence[str], unknown: float = 0.0) -> Reading:
+        """Pick the evidence for ``question`` in ``chunk_texts`` (citation order) and rate it.
+
+        ``unknown`` is the share of the question's keywords the collection never uses.
+        """
         scored = score_units(question, chunk_texts, self._embedder, self._terms, self._weights)
         ranked = sorted(scored, key=lambda e: e.score, reverse=True)
         coverage = term_coverage(question, chunk_texts, self._terms)
-        confidence = evidence_confidence(scored, coverage, self._confidence_weights)
+        confidence = evidence_confidence(scored, coverage, self._confidence_weights, unknown)
+        chosen = with_following(ranked[: self.sentences], scored, chunk_texts, self.follow)
         return Reading(
-            evidence=ranked[: self.sentences],
+            evidence=chosen,
             confidence=round(confidence, 4),
             abstain=confidence < self.abstain_below,
         )

@@ -56,6 +56,10 @@ class SearchService(Searcher):
             **options,
         )
 
+    def unknown_share(self, collection: str, question: str) -> float:
+        """The share of the question's keywords that the collection's text never uses."""
+        return self.keywords.unknown_share(collection, question)
+
     def search(
         self,
         collection: str,

@@ -10,7 +10,13 @@ import pytest
 from core.errors import ConfigurationError, ContextBudgetExceeded
 from llms import hf_local
 from llms.base import GenerationParams, Generator, Message
-from llms.gguf import CONVERSION_MARKER, DEFAULT_MODEL_NAME, default_gguf_path, is_converted
+from llms.gguf import (
+    CONVERSION_MARKER,
+    DEFAULT_CONTEXT_WINDOW,
+    DEFAULT_MODEL_NAME,
+    default_gguf_path,
+    is_converted,
+)
 from llms.hf_local import HFLocalGenerator
 from tests.llms.chats import CHAT, POEM, STORY
 
@@ -28,6 +34,9 @@ def test_first_construction_converts_the_gguf_into_a_folder(
     assert "quantization_config" not in json.loads((folder / "config.json").read_text())
     assert is_converted(default_gguf_path(), folder)
     assert [p.name for p in model_cache.iterdir()] == [DEFAULT_MODEL_NAME]  # no temp leftovers
+    # What the server assumes before loading it (app.services.answers.GeneratorHolder).
+    assert hf_generator.model_name == DEFAULT_MODEL_NAME
+    assert hf_generator.context_window == DEFAULT_CONTEXT_WINDOW
 
 
 def test_second_construction_loads_the_folder_and_not_the_gguf(

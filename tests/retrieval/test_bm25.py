@@ -233,3 +233,13 @@ def test_bursts_of_saves_keep_only_a_few_versions(tmp_path: Path) -> None:
     loaded = BM25Index.load(folder)
     assert loaded is not None
     assert loaded.stamp == "stamp-5"
+
+
+def test_unknown_share_counts_question_words_no_chunk_holds(store, embedder: HashEmbedder) -> None:  # type: ignore[no-untyped-def]
+    add_document(store, embedder, "a.txt", ["apples and pears", "pears only here"])
+    tok = KeywordTokenizer()
+    index = BM25Index.build(store.all_chunks(), tok, "s")
+    assert index.unknown_share(tok("apples pears")) == 0.0
+    assert index.unknown_share(tok("apples bananas kiwis pears")) == 0.5
+    assert index.unknown_share(tok("the")) == 0.0  # only stop words: nothing to judge
+    assert BM25Index.build([], tok, "s").unknown_share(tok("apples")) == 1.0

@@ -132,3 +132,33 @@ def test_real_model_answers_a_docs_question_and_abstains_on_an_unrelated_one(
     unrelated = reader.read("How do I bake a sourdough bread with a crispy crust?", heap)
     assert unrelated.abstain, unrelated
     assert unrelated.confidence < answered.confidence
+
+
+def test_following_extends_a_sentence_over_the_next_unit_of_its_chunk() -> None:
+    from app.services.evidence import score_units, with_following
+
+    chunks = ["Use the flag:\n\n>>> run(fast=True)\n\nIt is quick.", "Other text here."]
+    units = score_units("flag", chunks, HashEmbedder(), TERMS, EvidenceWeights())
+    first = next(u for u in units if u.text == "Use the flag:")
+    for rule in ("lead", "always"):
+        (extended,) = with_following([first], units, chunks, rule)
+        assert extended.text == "Use the flag:\n\n>>> run(fast=True)"
+        assert chunks[0][extended.start : extended.end] == extended.text
+    assert with_following([first], units, chunks, "none") == [first]
+    last = next(u for u in units if u.text == "Other text here.")
+    assert with_following([last], units, chunks, "always") == [last]  # nothing follows it
+    long = next(u for u in units if u.text == "It is quick.")
+    code = next(u for u in units if u.text.startswith(">>>"))
+    # A unit already chosen is not swallowed by the one before it.
+    assert with_following([code, long], units, chunks, "always")[1] == long
+    assert with_following([first, code], units, chunks, "always")[0] == first
+
+
+def test_a_question_of_unknown_words_lowers_the_confidence() -> None:
+    from app.services.evidence import evidence_confidence, score_units
+
+    units = score_units("vault code", CHUNKS, HashEmbedder(), TERMS, EvidenceWeights())
+    weights = (0.0, 1.0, 0.0, 0.0, -8.0)
+    known = evidence_confidence(units, 1.0, weights, unknown=0.0)
+    assert evidence_confidence(units, 1.0, weights, unknown=0.5) < known
+    assert evidence_confidence(units, 1.0, weights[:4], unknown=0.5) == known
