@@ -242,13 +242,13 @@ def tune(reads: list[Read]) -> list[str]:
     return lines
 
 
-def confirm(services: Any, rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The confirm half through the answer service, extractive, shipped defaults."""
+def confirm(services: Any, rows: Sequence[dict[str, Any]], half: str = "confirm") -> list[str]:
+    """One half (the confirm half) through the answer service, extractive, shipped defaults."""
     from app.services.answers import AnswerRequest
 
     results: list[dict[str, Any]] = []
     for row in rows:
-        if row["split"] != "confirm":
+        if row["split"] != half:
             continue
         started = time.perf_counter()
         result = services.answers.answer_sync(
@@ -314,6 +314,13 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=default_data_dir())
     parser.add_argument("--reads", type=Path, help="cache of the scored sentences (pickle)")
     parser.add_argument("--confirm", action="store_true")
+    parser.add_argument(
+        "--half",
+        choices=("confirm", "tune"),
+        default="confirm",
+        help="with --confirm: the half answered with the shipped defaults (tune: to check a "
+        "change on the tuning half before the confirm half is run)",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results" / "answers.md")
     args = parser.parse_args()
     from app.services.container import build_services
@@ -327,7 +334,7 @@ def main() -> int:
             ensure_collection(services, corpus, collection)
         services.search.keywords.wait()
         if args.confirm:
-            out = confirm(services, rows)
+            out = confirm(services, rows, args.half)
         else:
             if args.reads and args.reads.exists():
                 reads = pickle.loads(args.reads.read_bytes())

@@ -45,6 +45,7 @@ query term matched (such chunks are never returned).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -145,6 +146,33 @@ def store_stamp(store: VectorStore) -> str:
     return digest.hexdigest()
 
 
+_SUFFIXES = ("ies", "es", "ed", "ing", "s", "d", "y", "e")
+MIN_STEM = 4
+"""Shortest stem matched as a prefix: shorter words must appear as they are."""
+
+
+def known_word(token: str, vocabulary: Sequence[str]) -> bool:
+    """Whether ``token``, or a form of it, is in the sorted ``vocabulary``.
+
+    Known: the token itself, or, for stems of at least ``MIN_STEM`` characters, the token
+    with one common English suffix taken off (``-s``, ``-es``, ``-ed``, ``-ing``, ``-ies``,
+    ``-y``, ``-e``...) being the start of a vocabulary word: ``open`` matches ``opens``,
+    ``opened`` matches ``opening``, ``libraries`` matches ``library``. A light stand-in for
+    stemming, used only to tell words a collection never uses from inflections it does.
+    """
+    index = bisect.bisect_left(vocabulary, token)
+    if index < len(vocabulary) and vocabulary[index] == token:
+        return True
+    stems = {token} | {token[: -len(s)] for s in _SUFFIXES if token.endswith(s)}
+    for stem in stems:
+        if len(stem) < MIN_STEM:
+            continue
+        index = bisect.bisect_left(vocabulary, stem)
+        if index < len(vocabulary) and vocabulary[index].startswith(stem):
+            return True
+    return False
+
+
 class BM25Index:
     """An immutable BM25 index over a list of chunks, with the stamp it was built at."""
 
@@ -155,6 +183,7 @@ class BM25Index:
         self.signature = signature
         self._model = model
         self._ids = np.array([c.id for c in self.chunks], dtype=object)
+        self._vocabulary: list[str] | None = None  # sorted, built on the first unknown_share
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], tokenizer: KeywordTokenizer, stamp: str) -> BM25Index:
@@ -176,14 +205,18 @@ class BM25Index:
 
         A question naming something the collection never mentions (another product, a
         tool it does not document) has words outside its vocabulary; the answer reader
-        uses this to abstain.
+        uses this to abstain. A word counts as known in any inflection the collection uses
+        (``open`` where the text says ``opens``, ``libraries`` where it says ``library``;
+        see ``known_word``), since keyword search does not stem by default.
         """
         distinct = set(tokens)
         if not distinct:
             return 0.0
         if self._model is None:
             return 1.0
-        known = sum(bool(self._model.get_tokens_ids([token])) for token in distinct)
+        if self._vocabulary is None:
+            self._vocabulary = sorted(self._model.vocab_dict)
+        known = sum(known_word(token, self._vocabulary) for token in distinct)
         return 1.0 - known / len(distinct)
 
     def search(

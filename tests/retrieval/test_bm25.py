@@ -14,6 +14,7 @@ from retrieval.bm25 import (
     BM25Index,
     KeywordIndex,
     KeywordTokenizer,
+    known_word,
     store_stamp,
 )
 from tests.fakes import HashEmbedder
@@ -243,3 +244,24 @@ def test_unknown_share_counts_question_words_no_chunk_holds(store, embedder: Has
     assert index.unknown_share(tok("apples bananas kiwis pears")) == 0.5
     assert index.unknown_share(tok("the")) == 0.0  # only stop words: nothing to judge
     assert BM25Index.build([], tok, "s").unknown_share(tok("apples")) == 1.0
+
+
+def test_unknown_share_knows_a_word_in_the_inflection_the_collection_uses(
+    store, embedder: HashEmbedder
+) -> None:  # type: ignore[no-untyped-def]
+    # "When does the library open?" of a text that says "opens" and "libraries" is answerable.
+    add_document(store, embedder, "a.txt", ["The libraries opens at nine and closing hours vary."])
+    tok = KeywordTokenizer()
+    index = BM25Index.build(store.all_chunks(), tok, "s")
+    assert index.unknown_share(tok("library open")) == 0.0
+    assert index.unknown_share(tok("opened libraries closed")) == 0.0
+    assert index.unknown_share(tok("library kubernetes")) == 0.5
+    assert index.unknown_share(tok("nin")) == 1.0  # short stems must match as they are
+
+
+def test_known_word_matches_exact_words_and_inflections_of_long_stems() -> None:
+    vocabulary = sorted(["archive", "hours", "librarian", "opening", "opens", "postgresql"])
+    for word in ("open", "opened", "archiving", "hour", "hours", "libraries"):
+        assert known_word(word, vocabulary), word
+    for word in ("code", "kubernetes", "ope", "vault"):
+        assert not known_word(word, vocabulary), word

@@ -41,6 +41,8 @@ def server(
             "RAG_LLM__BASE_URL": f"{llm_server.url}/v1",
             "RAG_LLM__MODEL": "echo",
             "RAG_LLM__MAX_RETRIES": "0",
+            # The echo model is no rewriter: follow-ups take the deterministic rewrite.
+            "RAG_CONVERSATIONS__REWRITE": "rules",
             # The ONNX query export would add a process; the page needs no fast queries.
             "RAG_EMBEDDING__QUERY_BACKEND": "same",
         },
