@@ -58,6 +58,14 @@ class IngestSettings(BaseModel):
     max_sheet_cells: int = Field(
         1_000_000, description="Spreadsheets (xlsx) with more non-empty cells are refused."
     )
+    embed_group_chunks: int = Field(
+        512,
+        ge=1,
+        le=65_536,
+        description="Chunks of consecutive files embedded in one call. Larger groups keep "
+        "batches full; a background job stops between files, so on shutdown the files of "
+        "the group being embedded are still stored before the job is handed back.",
+    )
     ocr: bool = Field(
         True,
         description=(
@@ -405,13 +413,13 @@ class LLMSettings(BaseModel):
         "a sentence ending in ':' or shorter than 80 characters) or none.",
     )
     abstain_below: float = Field(
-        0.625,
+        0.7774,
         ge=0.0,
         le=1.0,
         description="Answer that the documents do not say (no model call) when the calibrated "
         "confidence that the retrieved passages answer the question is below this (chosen on "
-        "the tune split of three corpora: at most 5% of its answerable questions refused); 0 "
-        "never abstains.",
+        "the tune split of three corpora: at most 5% of its answerable questions refused, "
+        "bench/bench_answers_broad.py --pick-threshold); 0 never abstains.",
     )
 
 

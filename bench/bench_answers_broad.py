@@ -288,6 +288,34 @@ def confirm(services: Any, rows: Sequence[dict[str, Any]], half: str = "confirm"
     return lines
 
 
+def pick_on_tune(services: Any, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The abstention threshold by the tuning rule, from the shipped reader's confidences.
+
+    Answers the tune half through the answer service (extractive) and picks the highest
+    ``RAG_LLM__ABSTAIN_BELOW`` refusing at most 5% of its answerable questions, as ``tune``
+    does with its own fitted model: for re-choosing the threshold after a change elsewhere
+    (loaders, retrieval) moved the confidences, without looking at the confirm half.
+    """
+    from app.services.answers import AnswerRequest
+
+    scored: list[tuple[bool, float]] = []
+    for row in rows:
+        if row["split"] != "tune":
+            continue
+        result = services.answers.answer_sync(
+            CORPORA[row["corpus"]],
+            AnswerRequest(question=row["question"], answer_mode="extractive"),
+        )
+        scored.append((bool(row["answerable"]), float(result.confidence or 0.0)))
+    threshold = pick_threshold([c for ok, c in scored if ok])
+    refused = [c < threshold for ok, c in scored if ok]
+    answered = [c >= threshold for ok, c in scored if not ok]
+    return [
+        f"tune half: RAG_LLM__ABSTAIN_BELOW={threshold} refuses {sum(refused)}/{len(refused)} "
+        f"answerable and answers {sum(answered)}/{len(answered)} unanswerable questions"
+    ]
+
+
 def ensure_collection(services: Any, corpus: str, collection: str) -> None:
     """Ingest the corpus's files into ``collection`` unless it already holds chunks."""
     from app.services.container import build_pipeline
@@ -315,6 +343,11 @@ def main() -> int:
     parser.add_argument("--reads", type=Path, help="cache of the scored sentences (pickle)")
     parser.add_argument("--confirm", action="store_true")
     parser.add_argument(
+        "--pick-threshold",
+        action="store_true",
+        help="re-pick the abstention threshold on the tune half from the shipped reader",
+    )
+    parser.add_argument(
         "--half",
         choices=("confirm", "tune"),
         default="confirm",
@@ -333,7 +366,9 @@ def main() -> int:
         for corpus, collection in CORPORA.items():
             ensure_collection(services, corpus, collection)
         services.search.keywords.wait()
-        if args.confirm:
+        if args.pick_threshold:
+            out = pick_on_tune(services, rows)
+        elif args.confirm:
             out = confirm(services, rows, args.half)
         else:
             if args.reads and args.reads.exists():

@@ -115,6 +115,7 @@ def build_pipeline(settings: Settings, embedder: Embedder) -> IngestPipeline:
         chunk_overlap=settings.ingest.chunk_overlap,
         limits=load_limits(settings),
         cache=build_embedding_cache(settings),
+        group_chunks=settings.ingest.embed_group_chunks,
     )
 
 

@@ -74,7 +74,7 @@ class EvidenceReader:
         *,
         sentences: int = 4,
         follow: str = "always",
-        abstain_below: float = 0.625,
+        abstain_below: float = 0.7774,
         weights: EvidenceWeights | None = None,
         confidence_weights: Sequence[float] = CONFIDENCE_WEIGHTS,
     ) -> None:

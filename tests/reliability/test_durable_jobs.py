@@ -23,11 +23,13 @@ from tests.reliability.procs import Ragserver, doc_pages, until
 
 pytestmark = pytest.mark.integration
 STATUSES = {"created", "unchanged"}
-#: Pages in the jobs that get killed or stopped midway. A job embeds its files in groups of
-#: about 512 chunks and stores a group's files one after another, so a job of one group can
-#: end within milliseconds of its first stored file; 45 pages (~25 chunks each) make three
-#: groups, so the signal sent after the first stored file lands while a group is embedding.
+#: Pages in the jobs that get killed or stopped midway, embedded a file at a time
+#: (``ONE_FILE_GROUPS``). By default a job embeds the chunks of consecutive files in groups of
+#: 512 and stores a group's files one after another, so a job of one group (these 45 pages
+#: are ~170 chunks) ends milliseconds after its first stored file: a signal sent once that
+#: file shows up found the job finished. A file at a time, 44 embeddings remain then.
 JOB_PAGES = 45
+ONE_FILE_GROUPS = {"RAG_INGEST__EMBED_GROUP_CHUNKS": "1"}
 
 
 def pg_env(url: str, **extra: str) -> dict[str, str]:
@@ -86,8 +88,8 @@ def replicas(
     """Two servers on one pgvector database, each taking jobs."""
     url = pg_cluster.url(pg_cluster.create_database())
     root = tmp_path_factory.mktemp("replicas")
-    a = Ragserver(root, "a", pg_env(url)).start()
-    b = Ragserver(root, "b", pg_env(url)).start()
+    a = Ragserver(root, "a", pg_env(url, **ONE_FILE_GROUPS)).start()
+    b = Ragserver(root, "b", pg_env(url, **ONE_FILE_GROUPS)).start()
     try:
         a.ready()
         b.ready()
@@ -155,7 +157,7 @@ def test_a_job_accepted_by_a_killed_replica_finishes_through_the_other(
 
 def test_an_embedded_job_resumes_after_sigkill_and_restart(tmp_path: Path) -> None:
     pages = doc_pages(JOB_PAGES)
-    first = Ragserver(tmp_path, "data", {}).start().ready()
+    first = Ragserver(tmp_path, "data", ONE_FILE_GROUPS).start().ready()
     try:
         accepted = first.upload(pages, wait=False)
         assert accepted.status_code == 202, accepted.text
@@ -163,7 +165,7 @@ def test_an_embedded_job_resumes_after_sigkill_and_restart(tmp_path: Path) -> No
         until(lambda: first.job(job_id)["files_done"] >= 1, "the first file to be stored")
     finally:
         first.kill()
-    second = Ragserver(tmp_path, "data", {}).start().ready()
+    second = Ragserver(tmp_path, "data", ONE_FILE_GROUPS).start().ready()
     try:
         check_finished(second.finished_job(job_id), pages)
         row = sqlite_job_row(second.data_dir, job_id)
@@ -179,7 +181,7 @@ def test_sigterm_hands_the_job_back_within_10_s_and_the_next_server_finishes_it(
     tmp_path: Path,
 ) -> None:
     pages = doc_pages(JOB_PAGES)
-    first = Ragserver(tmp_path, "data", {}).start().ready()
+    first = Ragserver(tmp_path, "data", ONE_FILE_GROUPS).start().ready()
     try:
         accepted = first.upload(pages, wait=False)
         assert accepted.status_code == 202, accepted.text
@@ -193,7 +195,7 @@ def test_sigterm_hands_the_job_back_within_10_s_and_the_next_server_finishes_it(
     row = sqlite_job_row(first.data_dir, job_id)
     assert (row["state"], row["worker"]) == ("queued", None)  # handed back, not left running
 
-    second = Ragserver(tmp_path, "data", {}).start().ready()
+    second = Ragserver(tmp_path, "data", ONE_FILE_GROUPS).start().ready()
     try:
         check_finished(second.finished_job(job_id), pages)
         assert sqlite_job_row(second.data_dir, job_id)["attempts"] == 2

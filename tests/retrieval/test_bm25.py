@@ -254,6 +254,9 @@ def test_unknown_share_knows_a_word_in_the_inflection_the_collection_uses(
     tok = KeywordTokenizer()
     index = BM25Index.build(store.all_chunks(), tok, "s")
     assert index.unknown_share(tok("library open")) == 0.0
+    # How the question is asked does not count: the text never says "when" or "does".
+    assert index.unknown_share(tok("When does the library open?")) == 0.0
+    assert index.unknown_share(tok("How do I open the vault?")) == 0.5
     assert index.unknown_share(tok("opened libraries closed")) == 0.0
     assert index.unknown_share(tok("library kubernetes")) == 0.5
     assert index.unknown_share(tok("nin")) == 1.0  # short stems must match as they are
