@@ -45,7 +45,6 @@ query term matched (such chunks are never returned).
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import logging
@@ -63,6 +62,7 @@ import numpy as np
 
 from core.errors import ConfigurationError
 from core.types import Chunk, Hit, embedding_text
+from retrieval.vocabulary import unknown_share as vocabulary_unknown_share
 from vectorstores.base import Filter, VectorStore
 from vectorstores.filters import compile_filter
 
@@ -146,169 +146,6 @@ def store_stamp(store: VectorStore) -> str:
     return digest.hexdigest()
 
 
-QUESTION_FUNCTION_WORDS = frozenset(
-    [
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "how",
-        "whether",
-        "do",
-        "does",
-        "did",
-        "done",
-        "doing",
-        "can",
-        "could",
-        "should",
-        "would",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "am",
-        "has",
-        "have",
-        "had",
-        "having",
-        "i",
-        "me",
-        "my",
-        "mine",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "yours",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "if",
-        "then",
-        "so",
-        "than",
-        "too",
-        "very",
-        "of",
-        "in",
-        "on",
-        "at",
-        "by",
-        "for",
-        "with",
-        "from",
-        "to",
-        "into",
-        "onto",
-        "about",
-        "over",
-        "under",
-        "between",
-        "through",
-        "after",
-        "before",
-        "during",
-        "up",
-        "down",
-        "out",
-        "off",
-        "any",
-        "some",
-        "all",
-        "each",
-        "every",
-        "no",
-        "not",
-        "nor",
-        "one",
-        "ones",
-        "also",
-        "just",
-        "only",
-        "even",
-        "still",
-        "get",
-        "gets",
-        "got",
-        "make",
-        "makes",
-        "made",
-        "use",
-        "used",
-        "uses",
-        "using",
-        "want",
-        "wants",
-        "need",
-        "needs",
-        "way",
-        "ways",
-    ]
-)
-"""Words of how a question is asked, not of what it asks about: ``unknown_share`` ignores them
-(a small collection may never use "when" or "does", yet answer "When does the library
-open?")."""
-
-_SUFFIXES = ("ies", "es", "ed", "ing", "s", "d", "y", "e")
-MIN_STEM = 4
-"""Shortest stem matched as a prefix: shorter words must appear as they are."""
-
-
-def known_word(token: str, vocabulary: Sequence[str]) -> bool:
-    """Whether ``token``, or a form of it, is in the sorted ``vocabulary``.
-
-    Known: the token itself, or, for stems of at least ``MIN_STEM`` characters, the token
-    with one common English suffix taken off (``-s``, ``-es``, ``-ed``, ``-ing``, ``-ies``,
-    ``-y``, ``-e``...) being the start of a vocabulary word: ``open`` matches ``opens``,
-    ``opened`` matches ``opening``, ``libraries`` matches ``library``. A light stand-in for
-    stemming, used only to tell words a collection never uses from inflections it does.
-    """
-    index = bisect.bisect_left(vocabulary, token)
-    if index < len(vocabulary) and vocabulary[index] == token:
-        return True
-    stems = {token} | {token[: -len(s)] for s in _SUFFIXES if token.endswith(s)}
-    for stem in stems:
-        if len(stem) < MIN_STEM:
-            continue
-        index = bisect.bisect_left(vocabulary, stem)
-        if index < len(vocabulary) and vocabulary[index].startswith(stem):
-            return True
-    return False
-
-
 class BM25Index:
     """An immutable BM25 index over a list of chunks, with the stamp it was built at."""
 
@@ -337,24 +174,16 @@ class BM25Index:
         return len(self.chunks)
 
     def unknown_share(self, tokens: Sequence[str]) -> float:
-        """The share of distinct ``tokens`` that no indexed chunk holds (1.0 if empty).
+        """The share of the question's asked-about ``tokens`` that no indexed chunk holds.
 
-        A question naming something the collection never mentions (another product, a
-        tool it does not document) has words outside its vocabulary; the answer reader
-        uses this to abstain. A word counts as known in any inflection the collection uses
-        (``open`` where the text says ``opens``, ``libraries`` where it says ``library``;
-        see ``known_word``), since keyword search does not stem by default; the words of how
-        a question is asked (``QUESTION_FUNCTION_WORDS``) are not counted.
+        A question naming something the collection never mentions (another product, a tool
+        it does not document) has words outside its vocabulary; the answer reader uses this
+        to abstain. Counted by ``retrieval.vocabulary.unknown_share`` (inflections known,
+        function words left out); an empty index knows no word (1.0).
         """
-        distinct = set(tokens) - QUESTION_FUNCTION_WORDS
-        if not distinct:
-            return 0.0
-        if self._model is None:
-            return 1.0
         if self._vocabulary is None:
-            self._vocabulary = sorted(self._model.vocab_dict)
-        known = sum(known_word(token, self._vocabulary) for token in distinct)
-        return 1.0 - known / len(distinct)
+            self._vocabulary = sorted(self._model.vocab_dict) if self._model is not None else []
+        return vocabulary_unknown_share(tokens, self._vocabulary)
 
     def search(
         self,

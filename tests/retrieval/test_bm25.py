@@ -14,9 +14,9 @@ from retrieval.bm25 import (
     BM25Index,
     KeywordIndex,
     KeywordTokenizer,
-    known_word,
     store_stamp,
 )
+from retrieval.vocabulary import known_word
 from tests.fakes import HashEmbedder
 from tests.retrieval.conftest import add_document
 from vectorstores.faiss_client import FaissClient
